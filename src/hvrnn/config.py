@@ -220,8 +220,8 @@ class ExperimentConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def validate(self) -> None:
-        self.model.validate()
         self.data.validate()
+        self.model.validate()
         self.train.validate()
         self.eval.validate()
         for mkey, dkey in (("n_ctx", "n_ctx"), ("image_size", "image_size"),

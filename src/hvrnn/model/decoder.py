@@ -1,0 +1,94 @@
+"""ConvLSTM decoder / likelihood network (SPEC 3.3): one ConvLSTM block per resolution, coarse to
+fine, with each latent concatenated to the input of the block of its resolution."""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from hvrnn.config import ModelConfig
+from hvrnn.layers import ConvLSTMCell, ConvNormAct, InitNet, LSTMState, UpConv
+
+
+class DecoderBlock(nn.Module):
+    """[concat latent] -> ConvLSTM -> up-sampling (or, at full resolution, the output head)."""
+
+    def __init__(self, cfg: ModelConfig, resolution: int, cin: int, latent_ch: int,
+                 next_resolution: int | None):
+        super().__init__()
+        hid = cfg.width(resolution)
+        self.resolution = resolution
+        self.lstm = ConvLSTMCell(cin + latent_ch, hid, cfg.gn_groups_lstm,
+                                 sees_1x1=resolution == 1, center_tap=cfg.center_tap_1x1)
+        if next_resolution is None:  # full resolution: ConvNormAct 3x3 then 3x3 conv to C
+            self.out = nn.Sequential(ConvNormAct(hid, hid, 3, cfg.gn_groups),
+                                     nn.Conv2d(hid, cfg.image_channels, 3, padding=1))
+        else:
+            self.out = UpConv(hid, cfg.width(next_resolution), cfg.gn_groups,
+                              from_1x1=resolution == 1)
+
+    def forward(self, x: Tensor, state: LSTMState) -> tuple[Tensor, LSTMState]:
+        """Whole sequence: x (B, T, cin + latent, r, r) -> (B, T, C_next, r_next, r_next)."""
+        h, state = self.lstm(x, state)
+        out = self.out(rearrange(h, "b t c h w -> (b t) c h w"))
+        return rearrange(out, "(b t) c h w -> b t c h w", b=x.shape[0]), state
+
+    def step(self, x: Tensor, state: LSTMState) -> tuple[Tensor, LSTMState]:
+        """One step: x (B, cin + latent, r, r) -> (B, C_next, r_next, r_next)."""
+        state = self.lstm.step(self.lstm.input_gates(x), state)
+        return self.out(state.h), state
+
+
+class ConvLSTMDecoder(nn.Module):
+    """Input at step t: the 1x1 features of x_{t-1}; output: logits of x_t (pre-sigmoid)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        res = cfg.stage_resolutions[::-1]  # coarse to fine: (1, 4, 8, ..., H)
+        latent = dict(zip(cfg.latent_resolutions, cfg.level_channels, strict=True))
+        self.resolutions = res
+        self.activation_checkpointing = cfg.activation_checkpointing
+        blocks, inits = [], []
+        for i, r in enumerate(res):
+            cin = cfg.width(r)  # 1x1 block: encoder features; else: the previous UpConv output
+            nxt = res[i + 1] if i + 1 < len(res) else None
+            blocks.append(DecoderBlock(cfg, r, cin, latent.get(r, 0), nxt))
+            inits.append(InitNet(cfg.width(r), cfg.n_ctx, cfg.width(r), cfg.gn_groups,
+                                 cfg.gn_groups_latent))
+        self.blocks = nn.ModuleList(blocks)
+        self.init_nets = nn.ModuleList(inits)
+
+    def init_state(self, ctx: dict[int, Tensor]) -> list[LSTMState]:
+        """ctx: {resolution: (B, K, C_r, r, r)} -> one state per block."""
+        return [LSTMState(*net(ctx[r])) for r, net in zip(self.resolutions, self.init_nets,
+                                                          strict=True)]
+
+    def forward(self, x: Tensor, z: dict[int, Tensor], states: list[LSTMState]
+                ) -> tuple[Tensor, list[LSTMState]]:
+        """Whole sequence, layer-major. x: (B, T, C_1, 1, 1); z: {r: (B, T, C_l, r, r)}.
+
+        Returns logits (B, T, C, H, W) and the final states.
+        """
+        out_states = []
+        for block, state in zip(self.blocks, states, strict=True):
+            if block.resolution in z:
+                x = torch.cat([x, z[block.resolution].to(x.dtype)], dim=2)
+            if self.activation_checkpointing and torch.is_grad_enabled():
+                x, state = checkpoint(block, x, state, use_reentrant=False)
+            else:
+                x, state = block(x, state)
+            out_states.append(state)
+        return x, out_states
+
+    def step(self, x: Tensor, z: dict[int, Tensor], states: list[LSTMState]
+             ) -> tuple[Tensor, list[LSTMState]]:
+        """One step. x: (B, C_1, 1, 1); z: {r: (B, C_l, r, r)} -> logits (B, C, H, W)."""
+        out_states = []
+        for block, state in zip(self.blocks, states, strict=True):
+            if block.resolution in z:
+                x = torch.cat([x, z[block.resolution].to(x.dtype)], dim=1)
+            x, state = block.step(x, state)
+            out_states.append(state)
+        return x, out_states

@@ -1,0 +1,109 @@
+"""Exact ancestral sampling with the step API: the cost grows linearly with the horizon.
+
+Each generated frame is encoded once, all recurrent states are carried forward, the posterior is
+never evaluated, and the N samples of a context are drawn together along the batch axis. The
+frame fed back (and returned) is the mean of the pixel likelihood, never a pixel-noise sample
+(SPEC 1).
+"""
+
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import Tensor
+
+from hvrnn.model.base import VideoModel
+
+
+@torch.no_grad()
+def rollout(model: VideoModel, context: Tensor, horizon: int, n_samples: int = 1,
+            generator: torch.Generator | None = None, temperature: float = 1.0,
+            use_mean: bool = False) -> Tensor:
+    """Draw ``n_samples`` futures of ``horizon`` frames for each context.
+
+    Args:
+        model: any registered :class:`VideoModel`.
+        context: (B, K, C, H, W) in [0, 1], K = ``model.n_ctx``.
+        horizon: number of frames to generate.
+        n_samples: samples per context (drawn in one batch of B * n_samples rows).
+        generator: source of all latent noise (on the model's device); fixes the samples.
+        temperature: multiplies the prior variances (1 = the model's prior).
+        use_mean: use the prior means instead of samples (deterministic rollout).
+
+    Returns:
+        (B, S, horizon, C, H, W) in [0, 1].
+    """
+    if context.dim() != 5:
+        raise ValueError(f"context must be (B, K, C, H, W), got shape {tuple(context.shape)}")
+    if horizon < 1 or n_samples < 1:
+        raise ValueError(f"horizon and n_samples must be >= 1, got {horizon}, {n_samples}")
+    was_training = model.training
+    model.eval()
+    try:
+        state = model.init_state(context, n_samples=n_samples)
+        x_prev, frames = None, []
+        for _ in range(horizon):
+            state, out = model.step(state, x_prev, generator=generator,
+                                    temperature=temperature, use_mean=use_mean)
+            x_prev = out.mean.to(context.dtype)  # (B * S, C, H, W)
+            frames.append(x_prev)
+    finally:
+        model.train(was_training)
+    video = torch.stack(frames, dim=1)  # (B * S, T, C, H, W)
+    return rearrange(video, "(b s) t c h w -> b s t c h w", s=n_samples)
+
+
+def sample(model: VideoModel, context: Tensor, horizon: int = 28, n_samples: int = 100,
+           generator: torch.Generator | None = None, temperature: float = 1.0,
+           use_mean: bool = False) -> Tensor:
+    """Public entry point (API.md): same as :func:`rollout`. -> (B, S, horizon, C, H, W)."""
+    return rollout(model, context, horizon, n_samples, generator, temperature, use_mean)
+
+
+@torch.no_grad()
+def rerun_rollout(model: VideoModel, context: Tensor, horizon: int, n_samples: int = 1,
+                  generator: torch.Generator | None = None) -> Tensor:
+    """The official procedure, kept only as a benchmark baseline: for every new frame the whole
+    clip is re-encoded and every network re-run (prior latents, redrawn at every pass), keeping
+    one output frame. Quadratic in ``horizon`` and not exact ancestral sampling.
+
+    Returns (B, S, horizon, C, H, W).
+    """
+    from hvrnn.model.hvrnn import HierarchicalVRNN
+
+    if not isinstance(model, HierarchicalVRNN):
+        raise TypeError("rerun_rollout is defined for HierarchicalVRNN only")
+    model.eval()
+    b, k = context.shape[:2]
+    clip = context.repeat_interleave(n_samples, dim=0)  # (B * S, K, C, H, W)
+    for t in range(horizon):
+        # Pad with a copy of the last frame: the pass needs a frame for every step it scores.
+        video = torch.cat([clip, clip[:, -1:]], dim=1)
+        eps = None
+        if generator is not None:
+            eps = [torch.randn(video.shape[0], t + 1, c, r, r, generator=generator,
+                               device=video.device)
+                   for r, c in zip(model.levels, model.level_channels, strict=True)]
+        out = _prior_pass(model, video, eps)
+        clip = torch.cat([clip, out[:, -1:]], dim=1)
+    return rearrange(clip[:, k:], "(b s) t c h w -> b s t c h w", b=b)
+
+
+def _prior_pass(model, video: Tensor, eps) -> Tensor:
+    """Teacher-forced layer-major pass with latents from the prior (plus the posterior, which
+    the official sampler also runs). Returns the mean frames (B, T, C, H, W)."""
+    k = model.n_ctx
+    feats = model.encode(video)
+    ctx = {r: f[:, :k] for r, f in feats.items()}
+    prev = {r: f[:, k - 1:-1] for r, f in feats.items()}
+    cur = {r: f[:, k:] for r, f in feats.items()}
+    zs, qz = [], []
+    for i, r in enumerate(model.levels):
+        q, _ = model.posterior[i](cur[r], model.posterior[i].init_state(ctx[r]), qz)
+        qz.append(q.rsample())
+        p, _ = model.prior[i](prev[r], model.prior[i].init_state(ctx[r]),
+                              zs if model.cfg.prior_dense else [])
+        zs.append(p.rsample(None if eps is None else eps[i]))
+    logits, _ = model.decoder(prev[1], dict(zip(model.levels, zs, strict=True)),
+                              model.decoder.init_state(ctx))
+    return torch.sigmoid(logits)
