@@ -1,0 +1,89 @@
+"""KTH human actions: grey 64 x 64 videos, persons 1-16 for training and 17-25 for testing.
+
+Source: a folder holding the original AVI files (``person<PP>_<action>_d<S>_uncomp.avi``, any
+depth; unzip the six action archives into it). The six classes are boxing, handclapping,
+handwaving, jogging, running and walking. Each video is decoded with PyAV as grey levels and
+resized, whole frame, to ``size x size`` (the aspect ratio changes from 4:3, as in the usual
+``ffmpeg -s 64x64`` conversion; we use bilinear with antialiasing where ffmpeg defaults to
+bicubic). Whole videos are kept (the ``00sequences.txt`` sub-sequence boundaries are not used),
+so training windows are drawn anywhere inside one video.
+
+Output (``videos`` layout): ``train.npy`` / ``test.npy`` uint8 ``(F, S, S, 1)``,
+``<split>_offsets.npy``, ``<split>_videos.json`` (name, person, action, scenario, frames) and
+``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from hvrnn.config import DataConfig
+from hvrnn.data.base import open_prepared, register_dataset
+from hvrnn.data.manifest import prepare_output_dir, write_manifest
+from hvrnn.data.transforms import natural_key, resize_frames
+from hvrnn.data.videos import read_video, write_video_splits
+from hvrnn.errors import DataError
+
+ACTIONS = ("boxing", "handclapping", "handwaving", "jogging", "running", "walking")
+TRAIN_PERSONS = range(1, 17)
+TEST_PERSONS = range(17, 26)
+_NAME_RE = re.compile(r"^person(\d+)_([a-z]+)_d(\d+)(?:_uncomp)?$")
+
+
+def parse_kth_name(stem: str) -> dict | None:
+    """``person01_boxing_d1_uncomp`` -> {person: 1, action: boxing, scenario: 1}, else None."""
+    m = _NAME_RE.match(stem)
+    if not m or m.group(2) not in ACTIONS:
+        return None
+    return {"person": int(m.group(1)), "action": m.group(2), "scenario": int(m.group(3))}
+
+
+def prepare_kth(src: str | Path, out: str | Path, size: int = 64, force: bool = False) -> Path:
+    """Convert the KTH AVIs into grey ``size x size`` train/test arrays plus a manifest.
+
+    Args:
+        src: folder with the ``person*_<action>_d*_uncomp.avi`` files (searched recursively).
+        out: output folder (must be empty or absent unless ``force``).
+        size: output side S.
+        force: replace the files of an existing preparation.
+
+    Returns:
+        The output folder.
+    """
+    command = f"hvrnn data kth {src} --out {out} --size {size}"
+    src = Path(src)
+    if not src.is_dir():
+        raise DataError(f"KTH source '{src}' is not a folder (unzip the six action archives "
+                        f"into one folder)")
+    found = {}
+    for p in src.rglob("*.avi"):
+        info = parse_kth_name(p.stem)
+        if info is not None:
+            found[p.stem] = (p, info)
+    if not found:
+        raise DataError(f"KTH source '{src}' holds no person<PP>_<action>_d<S>_uncomp.avi files")
+    names = sorted(found, key=natural_key)
+    assignment = {
+        "train": [n for n in names if found[n][1]["person"] in TRAIN_PERSONS],
+        "test": [n for n in names if found[n][1]["person"] in TEST_PERSONS],
+    }
+    out = prepare_output_dir(out, force, command)
+    videos = [(n, lambda p=found[n][0]: read_video(p, fmt="gray")) for n in names]
+    splits, files = write_video_splits(
+        out, videos, assignment, size, 1,
+        lambda frames: resize_frames(frames, size, antialias=True),
+        meta=lambda n: found[n][1], desc="kth")
+    params = {"image_size": size, "channels": 1, "actions": list(ACTIONS),
+              "train_persons": [TRAIN_PERSONS.start, TRAIN_PERSONS.stop - 1],
+              "test_persons": [TEST_PERSONS.start, TEST_PERSONS.stop - 1],
+              "resize": "whole frame, bilinear with antialiasing"}
+    write_manifest(out, dataset="kth", source=str(src), parameters=params, splits=splits,
+                   files=files, prepare_command=command)
+    return out
+
+
+@register_dataset("kth", "hvrnn data kth SRC --out {root} --size {size}")
+def build_kth(cfg: DataConfig, split: str) -> object:
+    """KTH: random windows inside one video (train), windows from frame 0 (test)."""
+    return open_prepared(cfg, split, "kth", {"train": "train", "test": "test"})
