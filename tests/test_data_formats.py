@@ -213,8 +213,6 @@ def test_kth_round_trip(tmp_path):
     out = prepare_kth(tmp_path / "kth", tmp_path / "out", size=16)
     manifest = verify(out)
     assert manifest["counts"] == {"train": 2, "test": 2}
-
-
     listing = json.loads((out / "test_videos.json").read_text())
     assert [v["person"] for v in listing] == [17, 25]
     assert [v["action"] for v in listing] == ["running", "handwaving"]
@@ -247,8 +245,6 @@ def test_videos_from_frame_folders_files_and_gif(tmp_path):
     _write_video(src / "anim.gif", smooth[:4, :24, :24], "gif", "rgb8", "rgb24")
     out = prepare_videos(src, tmp_path / "out", size=20, channels=3, test_list=["jump"])
     verify(out)
-
-
     names = {s: [v["name"] for v in json.loads((out / f"{s}_videos.json").read_text())]
              for s in ("train", "test")}
     assert names == {"train": ["anim", "clip", "walk"], "test": ["jump"]}
@@ -273,8 +269,6 @@ def test_videos_from_npy_grey_and_fraction_split(tmp_path):
                          test_fraction=0.3, seed=5)
     manifest = verify(out)
     assert manifest["counts"] == {"train": 7, "test": 3}
-
-
     test_names = [v["name"] for v in json.loads((out / "test_videos.json").read_text())]
     first = int(test_names[0])
     grey = np.stack([np.asarray(Image.fromarray(f).convert("L")) for f in arr[first, :, :, 2:14]])
