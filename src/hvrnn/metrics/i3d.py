@@ -18,6 +18,7 @@ already in [-1, 1]; it returns (B, 400).
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -189,7 +190,9 @@ def load_i3d(path: str | Path | None, device: str | torch.device = "cpu") -> nn.
     model: nn.Module
     if _is_torchscript(path):
         try:
-            script = torch.jit.load(str(path), map_location=device)
+            with warnings.catch_warnings():  # torch.jit.load is deprecated but still the format
+                warnings.simplefilter("ignore", DeprecationWarning)
+                script = torch.jit.load(str(path), map_location=device)
         except Exception as exc:  # noqa: BLE001
             raise WeightsError(f"I3D TorchScript {str(path)!r} cannot be loaded: {exc}") from None
         model, fmt = TorchScriptI3D(script.eval()), "torchscript"
