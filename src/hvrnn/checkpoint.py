@@ -1,0 +1,332 @@
+"""Full training checkpoints, written atomically and read back without unpickling code.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so it loads with
+``torch.load(weights_only=True)``; anything else in the file (a crafted ``__reduce__`` payload,
+a pickled class) is refused before it can run. Keys:
+
+- ``format`` (``"hvrnn-checkpoint"``), ``format_version``, ``version`` (library), ``torch``
+- ``step``: optimisation steps completed; ``world_size``: processes that trained it
+- ``config``: the resolved :class:`~hvrnn.config.ExperimentConfig` as a plain dict
+- ``model``: the model's ``state_dict``; ``optimizer``: the optimizer's (or ``None``)
+- ``rng``: torch, CUDA, numpy and python RNG states plus the latent-noise generator
+- ``sampler``: ``{"epoch", "batch", "seed"}``, the data position the next step reads
+- ``metrics``: the last logged training terms (floats)
+
+Files are written to a temporary file in the same folder, fsynced, then ``os.replace``-d over
+the target, so a crash at any moment leaves either the old or the new file, never half of one.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hvrnn.config import ConfigError, ExperimentConfig, config_from_dict
+from hvrnn.errors import CheckpointError
+
+FORMAT = "hvrnn-checkpoint"
+FORMAT_VERSION = 1
+# Run-control keys that may change when a run is resumed (train longer, log more often, ...).
+RESUMABLE_KEYS = frozenset({
+    "train.max_steps", "train.checkpoint_every", "train.log_every", "train.val_every",
+    "train.image_every", "train.keep_checkpoints", "train.device", "train.compile",
+    "data.root", "data.num_workers", "eval.protocol", "eval.n_samples", "eval.horizon",
+    "eval.temperature", "eval.batch_size", "eval.seed", "eval.max_sequences",
+    "eval.lpips_weights", "eval.i3d_weights",
+})
+_STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
+
+
+# --------------------------------------------------------------------------------------------
+# RNG states as plain tensors and lists (no numpy or python objects in the file)
+# --------------------------------------------------------------------------------------------
+
+
+def capture_rng(noise: torch.Generator | None = None) -> dict[str, Any]:
+    """Every RNG state that influences training, as tensors, ints, floats and lists."""
+    np_state = np.random.get_state()
+    py_version, py_state, py_gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "python": {"version": int(py_version), "state": [int(v) for v in py_state],
+                   "gauss_next": py_gauss},
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    if noise is not None:
+        state["noise"] = noise.get_state()
+    return state
+
+
+def restore_rng(state: dict[str, Any], noise: torch.Generator | None = None) -> None:
+    """Inverse of :func:`capture_rng`."""
+    torch.set_rng_state(state["torch"])
+    np_state = state["numpy"]
+    np.random.set_state(("MT19937", np_state["keys"].numpy().astype(np.uint32),
+                         np_state["pos"], np_state["has_gauss"], np_state["cached_gaussian"]))
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["state"]), py["gauss_next"]))
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if noise is not None and "noise" in state:
+        noise.set_state(state["noise"])
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to ``path`` via a same-folder temporary file, fsync and ``os.replace``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def make_checkpoint(*, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
+                    step: int, cfg: ExperimentConfig, rng: dict[str, Any] | None = None,
+                    sampler: dict[str, int] | None = None, world_size: int = 1,
+                    metrics: dict[str, float] | None = None) -> dict[str, Any]:
+    """The checkpoint dict (plain containers only) for a model and its training state."""
+    from hvrnn import __version__
+
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "version": __version__,
+        "torch": torch.__version__.split("+")[0],
+        "step": int(step),
+        "world_size": int(world_size),
+        "config": cfg.to_dict(),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "rng": rng if rng is not None else capture_rng(),
+        "sampler": dict(sampler or {}),
+        "metrics": {k: float(v) for k, v in (metrics or {}).items()},
+    }
+
+
+def checkpoint_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def step_path(run_dir: str | Path, step: int) -> Path:
+    return checkpoint_dir(run_dir) / f"step_{step:08d}.pt"
+
+
+def save_checkpoint(ckpt: dict[str, Any], run_dir: str | Path, keep: int = 0) -> Path:
+    """Write ``checkpoints/step_<N>.pt`` and point ``checkpoints/last.pt`` at it, atomically.
+
+    Args:
+        ckpt: from :func:`make_checkpoint`.
+        run_dir: the run directory.
+        keep: keep this many newest ``step_*.pt`` files (0 = keep all). ``last.pt`` is
+            always kept.
+
+    Returns:
+        The path of the step file.
+    """
+    folder = checkpoint_dir(run_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = step_path(run_dir, ckpt["step"])
+    atomic_torch_save(ckpt, path)
+    last = folder / "last.pt"
+    tmp = folder / f".last.pt.tmp-{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(path, tmp)  # a second name for the same bytes: no second write
+    except OSError:
+        atomic_torch_save(ckpt, last)
+    else:
+        os.replace(tmp, last)
+        _fsync_dir(folder)
+    if keep > 0:
+        for old in list_checkpoints(run_dir)[:-keep]:
+            old.unlink(missing_ok=True)
+    return path
+
+
+def list_checkpoints(run_dir: str | Path) -> list[Path]:
+    """``step_*.pt`` files of a run, oldest first."""
+    folder = checkpoint_dir(run_dir)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_FILE.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """``checkpoints/last.pt`` if present, else the newest ``step_*.pt``, else ``None``."""
+    last = checkpoint_dir(run_dir) / "last.pt"
+    if last.is_file():
+        return last
+    steps = list_checkpoints(run_dir)
+    return steps[-1] if steps else None
+
+
+def remove_stale_temporaries(run_dir: str | Path) -> None:
+    """Delete ``.*.tmp-*`` files that a killed writer left behind (never a finished file)."""
+    folder = checkpoint_dir(run_dir)
+    if folder.is_dir():
+        for p in folder.glob(".*.tmp-*"):
+            p.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------
+
+
+def _resolve(path: str | Path) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        found = latest_checkpoint(p)
+        if found is None:
+            raise CheckpointError(f"no checkpoint found in {str(p)!r} (expected checkpoints/"
+                                  f"last.pt or checkpoints/step_*.pt)")
+        return found
+    if not p.exists():
+        raise CheckpointError(f"checkpoint {str(p)!r} does not exist")
+    return p
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint dict safely (``weights_only=True``) and check that it is ours.
+
+    Args:
+        path: a ``.pt`` file, or a run directory (its latest checkpoint is used).
+
+    Raises:
+        CheckpointError: missing, unreadable, corrupt, unsafe (holds code or arbitrary
+            objects) or foreign file.
+    """
+    p = _resolve(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pickle-protocol notes on foreign files
+            obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated or foreign files
+        message = str(exc)
+        found = re.search(r"(?:GLOBAL|global) ([\w.]+)", message)
+        if found and ("not an allowed global" in message or "Unsupported global" in message):
+            raise CheckpointError(
+                f"checkpoint {str(p)!r} was refused: it references {found.group(1)}, not just "
+                f"tensors and plain containers, so loading it could run code") from None
+        detail = re.search(r"WeightsUnpickler error: *\n*\s*(.+)", message)
+        text = detail.group(1) if detail else \
+            (message.strip().splitlines()[0] if message.strip() else type(exc).__name__)
+        raise CheckpointError(f"checkpoint {str(p)!r} is corrupt or not a checkpoint "
+                              f"({text.strip()[:200]})") from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise CheckpointError(f"{str(p)!r} is not an hvrnn checkpoint (no "
+                              f"'format: {FORMAT}' entry)")
+    missing = [k for k in ("step", "config", "model") if k not in obj]
+    if missing:
+        raise CheckpointError(f"checkpoint {str(p)!r} lacks {', '.join(missing)}")
+    return obj
+
+
+def checkpoint_config(ckpt: dict[str, Any], path: str | Path = "checkpoint") -> ExperimentConfig:
+    """Rebuild the frozen config stored in a checkpoint dict."""
+    try:
+        return config_from_dict(ckpt["config"])
+    except ConfigError as exc:
+        raise CheckpointError(f"the config stored in {str(path)!r} is not valid for this "
+                              f"version of hvrnn: {exc}") from None
+
+
+def flatten_config(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"model": {"n_z": 8}} -> {"model.n_z": 8}`` (lists become tuples)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else k
+        if isinstance(v, dict):
+            out.update(flatten_config(v, key))
+        else:
+            out[key] = tuple(v) if isinstance(v, list) else v
+    return out
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any],
+                       ignore: frozenset[str] = RESUMABLE_KEYS) -> list[tuple[str, Any, Any]]:
+    """Keys whose values differ between two plain config dicts, as (key, saved, current)."""
+    a, b = flatten_config(saved), flatten_config(current)
+    keys = sorted(set(a) | set(b))
+    return [(k, a.get(k, "<absent>"), b.get(k, "<absent>")) for k in keys
+            if k not in ignore and a.get(k, "<absent>") != b.get(k, "<absent>")]
+
+
+def check_compatible(ckpt: dict[str, Any], cfg: ExperimentConfig, path: str | Path) -> None:
+    """Raise :class:`CheckpointError` naming the first key where ``cfg`` and the checkpoint
+    differ (run-control keys such as ``train.max_steps`` may differ)."""
+    diffs = config_differences(ckpt["config"], cfg.to_dict())
+    if diffs:
+        key, old, new = diffs[0]
+        more = f" (and {len(diffs) - 1} more: {', '.join(d[0] for d in diffs[1:4])})" \
+            if len(diffs) > 1 else ""
+        raise CheckpointError(f"checkpoint {str(path)!r} was written with {key}={old!r} but "
+                              f"the config has {key}={new!r}{more}")
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"
+                    ) -> tuple[torch.nn.Module, ExperimentConfig]:
+    """Rebuild the model and its config from a checkpoint alone (API.md).
+
+    Args:
+        path: a checkpoint file, or a run directory (its latest checkpoint).
+        device: where to put the model.
+
+    Returns:
+        ``(model, cfg)``: the model in eval mode with the stored weights, and the frozen config.
+
+    Raises:
+        CheckpointError: missing, corrupt, unsafe or foreign checkpoint, or weights that do not
+            fit the model the stored config describes.
+    """
+    from hvrnn.model import build_model
+
+    ckpt = read_checkpoint(path)
+    cfg = checkpoint_config(ckpt, path)
+    model = build_model(cfg.model)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise CheckpointError(f"checkpoint {str(path)!r} does not fit the model its config "
+                              f"describes: {' '.join(first[:2])[:300]}") from None
+    return model.to(device).eval(), cfg
