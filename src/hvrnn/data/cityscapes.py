@@ -28,7 +28,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm.auto import tqdm
 
 from hvrnn.config import DataConfig
@@ -75,6 +74,8 @@ def _open_zip(path: str) -> zipfile.ZipFile:
 
 def _read_snippet(args: tuple[str, list[str], int]) -> np.ndarray:
     """Load, crop and resize one snippet. Returns uint8 ``(30, S, S, 3)``."""
+    from PIL import Image
+
     src, names, size = args
     root = Path(src)
     frames = []

@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
@@ -120,6 +119,8 @@ def digit_trajectory(rng: np.random.Generator, seq_len: int, limit: int,
 
 def resize_digit(digit: np.ndarray, size: int) -> np.ndarray:
     """28 x 28 uint8 digit -> ``size x size`` uint8, PIL bilinear (as SVG's ``Scale``)."""
+    from PIL import Image
+
     if digit.shape == (size, size):
         return digit
     return np.asarray(Image.fromarray(digit).resize((size, size), Image.BILINEAR))

@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm.auto import tqdm
 
 from hvrnn.config import DataConfig
@@ -64,6 +63,8 @@ def read_video(path: str | Path, fmt: str = "rgb24") -> np.ndarray:
 
 def read_frame_folder(path: str | Path) -> np.ndarray:
     """Frames of a folder of images, in natural filename order. Returns uint8 ``(T, H, W, 3)``."""
+    from PIL import Image
+
     path = Path(path)
     files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS),
                    key=lambda p: natural_key(p.name))
