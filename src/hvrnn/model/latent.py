@@ -57,10 +57,14 @@ class LatentNet(nn.Module):
         return self.lstm.input_gates(self.in_norm(self.in_conv(x)))
 
     def _dist(self, h: Tensor, dense: list[Tensor]) -> DiagonalGaussian:
+        h = h.float()
         if dense:
-            h = torch.cat([h] + [upsample_to(z, self.resolution) for z in dense], dim=1)
-        return DiagonalGaussian.from_raw(self.head_norm(self.head(h)), dim=1,
-                                         var_floor=self.var_floor)
+            h = torch.cat([h] + [upsample_to(z.float(), self.resolution) for z in dense], dim=1)
+        # The head, the softplus and everything downstream stay in float32 under autocast
+        # (log(softplus(.)) underflows early in half precision; SPEC 8.4).
+        with torch.autocast(h.device.type, enabled=False):
+            raw = self.head_norm(self.head(h))
+        return DiagonalGaussian.from_raw(raw, dim=1, var_floor=self.var_floor)
 
     def forward(self, x: Tensor, state: LSTMState, dense: list[Tensor]
                 ) -> tuple[DiagonalGaussian, LSTMState]:

@@ -1,0 +1,84 @@
+"""Step-wise ancestral sampling versus re-running the teacher-forced pass for every new frame
+(the official procedure), measured in the same run on the same weights.
+
+    python bench/sampling.py --preset bair64 --horizon 28 --samples 8 --json
+    python bench/sampling.py --preset tiny --horizon 28 --samples 8 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import emit, machine, peak_rss_mb  # noqa: E402
+
+import hvrnn  # noqa: E402
+from hvrnn.sampling import rerun_rollout, rollout  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--horizon", type=int, default=28)
+    ap.add_argument("--samples", type=int, default=8)
+    ap.add_argument("--sequences", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--skip-rerun", action="store_true", help="time the step-wise sampler only")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast for the step-wise sampler")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("overrides", nargs="*")
+    args = ap.parse_args()
+
+    cfg = hvrnn.load_config(args.preset, args.overrides)
+    dev = torch.device(args.device)
+    torch.manual_seed(0)
+    model = hvrnn.build_model(cfg.model).to(dev).eval()
+    m = cfg.model
+    ctx = torch.rand(args.sequences, m.n_ctx, m.image_channels, m.image_size, m.image_size,
+                     device=dev)
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    def timed(fn):
+        fn()  # warm-up
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(args.repeats):
+            fn()
+        sync()
+        return (time.perf_counter() - t0) / args.repeats
+
+    def stepwise():
+        g = torch.Generator(device=dev).manual_seed(0)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.bf16):
+            return rollout(model, ctx, args.horizon, args.samples, generator=g)
+
+    t_step = timed(stepwise)
+    frames = args.sequences * args.samples * args.horizon
+    result = {"bench": "sampling", "preset": args.preset, "device": str(dev),
+              "bf16": args.bf16, "n_ctx": m.n_ctx, "horizon": args.horizon,
+              "samples": args.samples, "sequences": args.sequences,
+              "stepwise_seconds": round(t_step, 4),
+              "stepwise_frames_per_second": round(frames / t_step, 2)}
+    if not args.skip_rerun:
+        def rerun():
+            g = torch.Generator(device=dev).manual_seed(0)
+            return rerun_rollout(model, ctx, args.horizon, args.samples, generator=g)
+
+        t_rerun = timed(rerun)
+        result.update(rerun_seconds=round(t_rerun, 4), speedup=round(t_rerun / t_step, 2))
+    result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    result.update(machine())
+    emit(result, args.json)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Training-step throughput and peak memory (forward, backward and Adam over K + T frame clips).
+
+    python bench/train_step.py --preset bair64 --batch-size 4 --json
+    python bench/train_step.py --preset bair64 --batch-size 4 --official-layout --json
+
+Frames per second count predicted (scored) frames: batch * n_pred per step. Run each variant
+in its own process so that peak memory is its own. GFLOP/s use torch's FLOP counter on one step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import emit, machine, peak_rss_mb  # noqa: E402
+
+import hvrnn  # noqa: E402
+from hvrnn.objective import elbo_terms  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=3, help="timed steps (after one warm-up step)")
+    ap.add_argument("--official-layout", action="store_true",
+                    help="3x3 kernels on 1x1 maps and no dense prior (the official layout)")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA)")
+    ap.add_argument("--checkpointing", action="store_true", help="activation checkpointing")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("overrides", nargs="*")
+    args = ap.parse_args()
+
+    ov = list(args.overrides)
+    if args.official_layout:
+        ov += ["model.center_tap_1x1=false", "model.prior_dense=false"]
+    if args.checkpointing:
+        ov += ["model.activation_checkpointing=true"]
+    cfg = hvrnn.load_config(args.preset, ov)
+    dev = torch.device(args.device)
+    torch.manual_seed(0)
+    model = hvrnn.build_model(cfg.model).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-4)
+    m, d = cfg.model, cfg.data
+    x = torch.rand(args.batch_size, d.n_ctx + d.n_pred, m.image_channels, m.image_size,
+                   m.image_size, device=dev)
+
+    def step():
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.bf16):
+            out = model(x)
+        terms = elbo_terms(out, x[:, d.n_ctx:], model.likelihood)
+        opt.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        opt.step()
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    step()  # warm-up
+    sync()
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    sync()
+    dt = (time.perf_counter() - t0) / args.steps
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as fc:
+        step()
+    flops = fc.get_total_flops()
+    frames = args.batch_size * d.n_pred
+    result = {
+        "bench": "train_step", "preset": args.preset, "official_layout": args.official_layout,
+        "checkpointing": args.checkpointing, "bf16": args.bf16, "device": str(dev),
+        "batch_size": args.batch_size, "clip_frames": d.n_ctx + d.n_pred,
+        "parameters": hvrnn.count_parameters(model)["total"],
+        "seconds_per_step": round(dt, 4), "frames_per_second": round(frames / dt, 3),
+        "tflop_per_step": round(flops / 1e12, 4), "gflop_per_second": round(flops / dt / 1e9, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1), **machine(),
+    }
+    if dev.type == "cuda":
+        result["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    emit(result, args.json)
+
+
+if __name__ == "__main__":
+    main()
