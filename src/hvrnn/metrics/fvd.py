@@ -67,15 +67,16 @@ def i3d_features(videos: Tensor, i3d: nn.Module, batch_size: int = 8,
     Returns:
         (B, D) float64 array (D = 400 for Kinetics-400 I3D).
     """
-    if videos.dtype == torch.uint8:
-        videos = rearrange(videos, "b t h w c -> b t c h w").float() / 255.0
     try:
         device = next(i3d.parameters()).device
     except (StopIteration, AttributeError):
         device = torch.device("cpu")
     out = []
     for s in range(0, videos.shape[0], batch_size):
-        x = i3d_preprocess(videos[s:s + batch_size], size).to(device)
+        batch = videos[s:s + batch_size]
+        if batch.dtype == torch.uint8:  # converted batch by batch to bound memory
+            batch = rearrange(batch, "b t h w c -> b t c h w").float() / 255.0
+        x = i3d_preprocess(batch, size).to(device)
         out.append(i3d(x).double().cpu().numpy())
     if not out:
         return np.zeros((0, 400))

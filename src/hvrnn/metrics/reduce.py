@@ -17,6 +17,7 @@ sequence, so N x sequences x frames values are never held at once.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -71,8 +72,12 @@ def bootstrap_ci(x: np.ndarray, n_boot: int = 1000, seed: int = 0,
 def summarize(per_sequence: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict[str, object]:
     """``{"mean", "std", "ci95": [lo, hi], "n"}`` of per-sequence values (1-d)."""
     x = np.asarray(per_sequence, dtype=np.float64)
-    lo, hi = bootstrap_ci(x, n_boot, seed)
-    return {"mean": float(x.mean()), "std": float(x.std()), "ci95": [lo, hi], "n": int(x.size)}
+    # PSNR of a perfect prediction is +inf; the std and interval of such a set are NaN.
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = bootstrap_ci(x, n_boot, seed)
+        mean, std = float(x.mean()), float(x.std())
+    return {"mean": mean, "std": std, "ci95": [lo, hi], "n": int(x.size)}
 
 
 @dataclass
@@ -153,7 +158,8 @@ class StreamingReducer:
             for s in SELECTIONS:
                 c = self.curves(name, s)  # (S, T)
                 summary = summarize(c.mean(axis=1), self.n_boot, self.seed)
-                summary["per_frame_mean"] = c.mean(axis=0).tolist()
-                summary["per_frame_std"] = c.std(axis=0).tolist()
+                with np.errstate(invalid="ignore"):
+                    summary["per_frame_mean"] = c.mean(axis=0).tolist()
+                    summary["per_frame_std"] = c.std(axis=0).tolist()
                 out[name][s] = summary
         return out
