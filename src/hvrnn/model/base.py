@@ -35,17 +35,9 @@ class VRNNOutput:
 
 
 @dataclass
-class StepOutput:
-    """One generated (or teacher-forced) step; same fields as :class:`VRNNOutput` without T."""
-
-    logits: Tensor
-    prior: list[DiagonalGaussian] = field(default_factory=list)
-    posterior: list[DiagonalGaussian] = field(default_factory=list)
-    z: list[Tensor] = field(default_factory=list)
-
-    @property
-    def mean(self) -> Tensor:
-        return torch.sigmoid(self.logits)
+class StepOutput(VRNNOutput):
+    """One generated (or teacher-forced) step: the fields of :class:`VRNNOutput` without T,
+    i.e. logits (B, C, H, W) and per-level parameters (B, C_l, H_l, W_l)."""
 
 
 class VideoModel(nn.Module, ABC):
