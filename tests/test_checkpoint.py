@@ -1,4 +1,4 @@
-"""Checkpoints: round trips, atomic writes, RNG states, and refusal of corrupt/foreign/unsafe files."""
+"""Checkpoints: round trips, atomic writes, RNG states; corrupt, foreign and unsafe files."""
 
 from __future__ import annotations
 

@@ -131,6 +131,8 @@ def _batches(dataset: Dataset, plan: BatchPlan, start_step: int, num_workers: in
     epoch, skip = plan.position(start_step)
     while True:
         batches = plan.epoch_batches(epoch)[skip:]
+        if hasattr(dataset, "set_epoch"):  # datasets that draw new clips every epoch
+            dataset.set_epoch(epoch)
         # An explicit generator keeps the loader from drawing on the global RNG (which would
         # make a resumed run diverge) and gives workers seeds that depend on the epoch only.
         gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
