@@ -289,3 +289,22 @@ def test_cli_handler(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     with pytest.raises(UserError, match="unknown protocol"):
         a = _parse(["--predictions", str(pred), "--protocol", "nope"])
         a.func(a)
+
+
+def test_perfect_prediction_gives_strict_json(tmp_path: Path) -> None:
+    """PSNR of an exact copy is +inf: metrics.json stays strict JSON (null + non_finite)."""
+    clips = _clips(2)
+    samples = _offset_samples(clips, (0, 3))  # sample 0 is the ground truth itself
+    npz = tmp_path / "p.npz"
+    np.savez(npz, samples=samples)
+    evaluate_predictions_file(npz, PROTO.id, tmp_path / "o", targets=clips)
+    text = (tmp_path / "o" / "metrics.json").read_text()
+
+    def refuse(const: str):
+        raise ValueError(f"non-standard JSON constant {const}")
+
+    data = json.loads(text, parse_constant=refuse)
+    assert data["metrics"]["psnr"]["best"]["mean"] is None
+    assert any(p.startswith("metrics.psnr.best.mean=inf") for p in data["non_finite"])
+    assert data["metrics"]["psnr"]["worst"]["mean"] == pytest.approx(_psnr_offset(3))
+    assert data["metrics"]["ssim"]["best"]["mean"] == pytest.approx(1.0)

@@ -324,6 +324,13 @@ def test_config_is_frozen_and_round_trips(tmp_path):
         hvrnn.load_config("tiny", ["model.n_ctx=3"])  # disagrees with data.n_ctx=2
 
 
+def test_float_overrides_accept_exponent_notation():
+    assert tiny("train.lr=1e-3").train.lr == 1e-3
+    assert tiny("model.var_floor=0").model.var_floor == 0.0
+    with pytest.raises(ConfigError, match="train.lr"):
+        tiny("train.lr=fast")
+
+
 def test_wrong_context_length_rejected():
     model = tiny_model()
     with pytest.raises(ValueError, match="n_ctx"):

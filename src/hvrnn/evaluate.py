@@ -299,10 +299,14 @@ def _write_outputs(out: Path, scorer: _Scorer, protocol: Protocol, n_sequences: 
     if scorer.n_samples != protocol.n_samples:
         results["note"] = (f"scored {scorer.n_samples} samples per sequence; the protocol "
                            f"asks for {protocol.n_samples}")
-    (out / "metrics.json").write_text(json.dumps(results, indent=2))
+    # Strict JSON: a non-finite value (the PSNR of a perfect prediction is +inf) is written as
+    # null and listed under "non_finite", so every JSON parser reads the file.
+    non_finite: list[str] = []
+    strict = _finite_or_null(results, "", non_finite) | {"non_finite": non_finite}
+    (out / "metrics.json").write_text(json.dumps(strict, indent=2, allow_nan=False))
     _write_csv(out / "per_frame.csv", results["metrics"], protocol)
     _write_plot(out / "curves.png", results["metrics"], protocol)
-    return results
+    return strict
 
 
 def _curve_metrics(res: dict[str, Any]) -> list[str]:
@@ -362,6 +366,19 @@ def _progress(total: int, desc: str) -> Any:
 # --------------------------------------------------------------------------------------------
 # Predictions arrays and files
 # --------------------------------------------------------------------------------------------
+
+
+def _finite_or_null(obj, path: str, found: list[str]):
+    """Copy of ``obj`` with NaN / +-inf floats replaced by None; their key paths go to ``found``."""
+    if isinstance(obj, dict):
+        return {k: _finite_or_null(v, f"{path}.{k}" if path else str(k), found)
+                for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_null(v, f"{path}[{i}]", found) for i, v in enumerate(obj)]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        found.append(f"{path}={obj}")
+        return None
+    return obj
 
 
 def evaluate_predictions(samples_uint8: np.ndarray, targets_uint8: np.ndarray,
