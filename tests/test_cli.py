@@ -163,3 +163,19 @@ def test_info_prints_parameter_counts(capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["parameters"]["total"] == sum(v for k, v in info["parameters"].items()
                                               if k != "total")
+
+
+def test_info_gives_the_official_counts_on_the_command_line(capsys):
+    """`hvrnn info bair64 ...` with the official layout prints 207,890,619 / 151,423,931."""
+    import json
+
+    official = ["model.center_tap_1x1=false", "model.prior_dense=false"]
+    assert main(["info", "bair64", *official]) == 0
+    text = capsys.readouterr().out
+    assert "207,890,619" in text and "58,884,096" in text
+    assert main(["info", "bair64_nohier", "model.center_tap_1x1=false", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["parameters"]["total"] == 151_423_931
+    assert main(["info", "bair64"]) == 0
+    text = capsys.readouterr().out
+    assert "center_tap_1x1 saves 58,884,096" in text and "prior_dense adds 143,872" in text
