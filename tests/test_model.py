@@ -260,7 +260,8 @@ def test_sample_rows_follow_their_own_context():
     torch.testing.assert_close(joint[1, 0], alone[0, 0], rtol=0, atol=1e-5)
 
 
-def test_rerun_baseline_matches_shapes_and_is_deterministic_given_means():
+def test_rerun_baseline_fills_one_frame_per_pass():
+    """The official re-run procedure fills one frame per pass of the whole zero-padded clip."""
     from hvrnn.sampling import rerun_rollout
 
     cfg = tiny()
@@ -268,6 +269,8 @@ def test_rerun_baseline_matches_shapes_and_is_deterministic_given_means():
     ctx = video_batch(cfg, t=0)[:, : cfg.model.n_ctx]
     out = rerun_rollout(model, ctx, 3, n_samples=2, generator=torch.Generator().manual_seed(0))
     assert out.shape == (2, 2, 3, 1, 32, 32)
+    part = rerun_rollout(model, ctx, 3, n_samples=1, max_passes=1)
+    assert part[:, :, 1:].abs().max() == 0 and part[:, :, 0].abs().max() > 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -322,6 +325,12 @@ def test_config_is_frozen_and_round_trips(tmp_path):
     assert config_from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ConfigError, match="model.n_ctx"):
         hvrnn.load_config("tiny", ["model.n_ctx=3"])  # disagrees with data.n_ctx=2
+
+
+def test_unknown_model_kind_is_refused_by_build_model():
+    cfg = tiny("model.kind=svg")
+    with pytest.raises(ConfigError, match=r"model\.kind='svg'"):
+        hvrnn.build_model(cfg.model)
 
 
 def test_float_overrides_accept_exponent_notation():

@@ -91,8 +91,6 @@ class ModelConfig:
         return tuple(self.n_z if r == 1 else self.width(r) for r in self.latent_resolutions)
 
     def validate(self) -> None:
-        _check(self.kind in _model_kinds(), "model.kind", self.kind,
-               f"one of {sorted(_model_kinds())}")
         _check(self.n_ctx >= 1, "model.n_ctx", self.n_ctx, "at least 1 context frame")
         _check(self.image_channels >= 1, "model.image_channels", self.image_channels, ">= 1")
         size = self.image_size
@@ -238,13 +236,6 @@ class ExperimentConfig:
 # --------------------------------------------------------------------------------------------
 # Loading
 # --------------------------------------------------------------------------------------------
-
-
-def _model_kinds() -> set[str]:
-    import hvrnn.model  # noqa: F401  (registers the built-in kinds)
-    from hvrnn.model.registry import MODEL_REGISTRY
-
-    return set(MODEL_REGISTRY)
 
 
 def _check(ok: bool, key: str, value: Any, expected: str) -> None:

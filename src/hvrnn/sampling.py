@@ -62,12 +62,17 @@ def sample(model: VideoModel, context: Tensor, horizon: int = 28, n_samples: int
 
 @torch.no_grad()
 def rerun_rollout(model: VideoModel, context: Tensor, horizon: int, n_samples: int = 1,
-                  generator: torch.Generator | None = None) -> Tensor:
-    """The official procedure, kept only as a benchmark baseline: for every new frame the whole
-    clip is re-encoded and every network re-run (prior latents, redrawn at every pass), keeping
-    one output frame. Quadratic in ``horizon`` and not exact ancestral sampling.
+                  generator: torch.Generator | None = None,
+                  max_passes: int | None = None) -> Tensor:
+    """The official procedure (``train_fns.sample_pass``), kept only as a benchmark baseline.
 
-    Returns (B, S, horizon, C, H, W).
+    The whole clip of K + ``horizon`` frames (future frames zero-filled, then replaced by the
+    predictions made so far) is re-encoded and every network re-run for each new frame, keeping
+    one output frame per pass; all past latents are redrawn at every pass, so it is neither
+    linear in the horizon nor exact ancestral sampling. Every pass costs the same, so
+    ``max_passes`` lets a benchmark time a few passes and scale.
+
+    Returns (B, S, horizon, C, H, W) (frames after ``max_passes`` stay zero).
     """
     from hvrnn.model.hvrnn import HierarchicalVRNN
 
@@ -75,17 +80,15 @@ def rerun_rollout(model: VideoModel, context: Tensor, horizon: int, n_samples: i
         raise TypeError("rerun_rollout is defined for HierarchicalVRNN only")
     model.eval()
     b, k = context.shape[:2]
-    clip = context.repeat_interleave(n_samples, dim=0)  # (B * S, K, C, H, W)
-    for t in range(horizon):
-        # Pad with a copy of the last frame: the pass needs a frame for every step it scores.
-        video = torch.cat([clip, clip[:, -1:]], dim=1)
+    ctx = context.repeat_interleave(n_samples, dim=0)  # (B * S, K, C, H, W)
+    clip = torch.cat([ctx, ctx.new_zeros(ctx.shape[0], horizon, *ctx.shape[2:])], dim=1)
+    for t in range(horizon if max_passes is None else min(horizon, max_passes)):
         eps = None
         if generator is not None:
-            eps = [torch.randn(video.shape[0], t + 1, c, r, r, generator=generator,
-                               device=video.device)
+            eps = [torch.randn(clip.shape[0], horizon, c, r, r, generator=generator,
+                               device=clip.device)
                    for r, c in zip(model.levels, model.level_channels, strict=True)]
-        out = _prior_pass(model, video, eps)
-        clip = torch.cat([clip, out[:, -1:]], dim=1)
+        clip[:, k + t] = _prior_pass(model, clip, eps)[:, t]
     return rearrange(clip[:, k:], "(b s) t c h w -> b s t c h w", b=b)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from hvrnn.config import ModelConfig
+from hvrnn.config import ConfigError, ModelConfig
 from hvrnn.model import hvrnn as _hvrnn  # noqa: F401  (registers "hvrnn")
 from hvrnn.model.base import StepOutput, VideoModel, VRNNOutput
 from hvrnn.model.registry import MODEL_REGISTRY, register_model
@@ -14,7 +14,14 @@ __all__ = ["MODEL_REGISTRY", "StepOutput", "VRNNOutput", "VideoModel", "build_mo
 
 
 def build_model(cfg: ModelConfig) -> VideoModel:
-    """Build the model of kind ``cfg.kind`` from its config section alone."""
+    """Build the model of kind ``cfg.kind`` from its config section alone.
+
+    Raises:
+        ConfigError: unknown ``model.kind`` or an invalid value (named in the message).
+    """
+    if cfg.kind not in MODEL_REGISTRY:
+        raise ConfigError(f"model.kind={cfg.kind!r} is invalid: expected one of "
+                          f"{sorted(MODEL_REGISTRY)}")
     cfg.validate()
     return MODEL_REGISTRY[cfg.kind](cfg)
 

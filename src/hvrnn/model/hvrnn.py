@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 from einops import rearrange
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 from hvrnn.config import ModelConfig
 from hvrnn.distributions import DiagonalGaussian
@@ -108,7 +109,14 @@ class HierarchicalVRNN(VideoModel):
         k = self.n_ctx
         if video.shape[1] <= k:
             raise ValueError(f"video has {video.shape[1]} frames; need more than n_ctx={k}")
-        feats = self.encode(video)
+        # Activation checkpointing (model.activation_checkpointing) trades recomputation for
+        # memory in the encoder, every latent net and every decoder block.
+        ckpt = self.cfg.activation_checkpointing and torch.is_grad_enabled()
+
+        def run(fn, *args):
+            return checkpoint(fn, *args, use_reentrant=False) if ckpt else fn(*args)
+
+        feats = run(self.encode, video)
         ctx = {r: f[:, :k] for r, f in feats.items()}
         prev = {r: f[:, k - 1:-1] for r, f in feats.items()}  # x_0 .. x_{T-1}
         cur = {r: f[:, k:] for r, f in feats.items()}  # x_1 .. x_T
@@ -116,9 +124,11 @@ class HierarchicalVRNN(VideoModel):
         priors, posteriors, zs = [], [], []
         for i, r in enumerate(self.levels):
             q_net, p_net = self.posterior[i], self.prior[i]
-            q, _ = q_net(cur[r], q_net.init_state(ctx[r]), zs)
+            upper = list(zs)  # a copy: recomputation under checkpointing must see this list
+            q, _ = run(q_net, cur[r], q_net.init_state(ctx[r]), upper)
             z = q.rsample(None if eps is None else eps[i].float())
-            p, _ = p_net(prev[r], p_net.init_state(ctx[r]), zs if self.cfg.prior_dense else [])
+            p, _ = run(p_net, prev[r], p_net.init_state(ctx[r]),
+                       upper if self.cfg.prior_dense else [])
             priors.append(p)
             posteriors.append(q)
             zs.append(z)
