@@ -31,7 +31,8 @@ def main() -> None:
     ap.add_argument("--official-layout", action="store_true",
                     help="3x3 kernels on 1x1 maps and no dense prior (the official layout)")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA)")
-    ap.add_argument("--checkpointing", action="store_true", help="activation checkpointing")
+    ap.add_argument("--checkpointing", choices=("none", "decoder", "all"), default="none",
+                    help="activation checkpointing (model.activation_checkpointing)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("overrides", nargs="*")
@@ -40,8 +41,7 @@ def main() -> None:
     ov = list(args.overrides)
     if args.official_layout:
         ov += ["model.center_tap_1x1=false", "model.prior_dense=false"]
-    if args.checkpointing:
-        ov += ["model.activation_checkpointing=true"]
+    ov += [f"model.activation_checkpointing={args.checkpointing}"]
     cfg = hvrnn.load_config(args.preset, ov)
     dev = torch.device(args.device)
     torch.manual_seed(0)

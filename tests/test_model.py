@@ -273,6 +273,20 @@ def test_rerun_baseline_fills_one_frame_per_pass():
     assert part[:, :, 1:].abs().max() == 0 and part[:, :, 0].abs().max() > 0
 
 
+@pytest.mark.parametrize("mode", ["decoder", "all"])
+def test_activation_checkpointing_gives_the_same_gradients(mode):
+    cfg = tiny()
+    x = video_batch(cfg, t=3)
+    grads = []
+    for flag in ("none", mode):
+        model = tiny_model(f"model.activation_checkpointing={flag}")
+        eps = posterior_noise(model, 2, 3, torch.Generator().manual_seed(0))
+        terms = elbo_terms(model(x, eps), x[:, cfg.model.n_ctx:], model.likelihood)
+        terms["loss"].backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+
+
 # ---------------------------------------------------------------------------------------------
 # Learning
 # ---------------------------------------------------------------------------------------------

@@ -65,7 +65,9 @@ class ModelConfig:
     var_floor: float = 1e-5
     likelihood: str = "bce"  # bce | l1 | l2
     kl_estimator: str = "analytic"  # analytic | mc
-    activation_checkpointing: bool = False
+    # Recompute activations in the backward pass: "decoder" (its ConvLSTM blocks) or "all"
+    # (also the encoder and every latent net); trades compute for memory.
+    activation_checkpointing: str = "none"  # none | decoder | all
 
     # ---- derived -------------------------------------------------------------------------
     @property
@@ -100,6 +102,9 @@ class ModelConfig:
                "bce, l1 or l2")
         _check(self.kl_estimator in ("analytic", "mc"), "model.kl_estimator",
                self.kl_estimator, "analytic or mc")
+        _check(self.activation_checkpointing in ("none", "decoder", "all"),
+               "model.activation_checkpointing", self.activation_checkpointing,
+               "none, decoder or all")
         _check(self.var_floor >= 0, "model.var_floor", self.var_floor, ">= 0")
         _check(self.n_z >= 1, "model.n_z", self.n_z, ">= 1")
         _check(self.width_mult > 0, "model.width_mult", self.width_mult, "> 0")

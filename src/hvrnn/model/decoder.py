@@ -49,7 +49,7 @@ class ConvLSTMDecoder(nn.Module):
         res = cfg.stage_resolutions[::-1]  # coarse to fine: (1, 4, 8, ..., H)
         latent = dict(zip(cfg.latent_resolutions, cfg.level_channels, strict=True))
         self.resolutions = res
-        self.activation_checkpointing = cfg.activation_checkpointing
+        self.activation_checkpointing = cfg.activation_checkpointing in ("decoder", "all")
         blocks, inits = [], []
         for i, r in enumerate(res):
             cin = cfg.width(r)  # 1x1 block: encoder features; else: the previous UpConv output

@@ -109,9 +109,9 @@ class HierarchicalVRNN(VideoModel):
         k = self.n_ctx
         if video.shape[1] <= k:
             raise ValueError(f"video has {video.shape[1]} frames; need more than n_ctx={k}")
-        # Activation checkpointing (model.activation_checkpointing) trades recomputation for
-        # memory in the encoder, every latent net and every decoder block.
-        ckpt = self.cfg.activation_checkpointing and torch.is_grad_enabled()
+        # model.activation_checkpointing="all" recomputes the encoder and every latent net in
+        # the backward pass (the decoder handles "decoder" and "all" itself).
+        ckpt = self.cfg.activation_checkpointing == "all" and torch.is_grad_enabled()
 
         def run(fn, *args):
             return checkpoint(fn, *args, use_reentrant=False) if ckpt else fn(*args)
