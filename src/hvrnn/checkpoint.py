@@ -40,6 +40,8 @@ RESUMABLE_KEYS = frozenset({
     "data.root", "data.num_workers", "eval.protocol", "eval.n_samples", "eval.horizon",
     "eval.temperature", "eval.batch_size", "eval.seed", "eval.max_sequences",
     "eval.lpips_weights", "eval.i3d_weights",
+    # Memory/speed only: the same function and gradients (up to float rounding).
+    "model.activation_checkpointing",
 })
 _STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 
