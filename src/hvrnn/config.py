@@ -68,6 +68,12 @@ class ModelConfig:
     # Recompute activations in the backward pass: "decoder" (its ConvLSTM blocks) or "all"
     # (also the encoder and every latent net); trades compute for memory.
     activation_checkpointing: str = "none"  # none | decoder | all
+    # model.kind=svg_lp only (SVG-LP baseline): frame code width and LSTM sizes.
+    g_dim: int = 128
+    rnn_size: int = 256
+    predictor_layers: int = 2
+    posterior_layers: int = 1
+    prior_layers: int = 1
 
     # ---- derived -------------------------------------------------------------------------
     @property

@@ -6,6 +6,7 @@ from torch import nn
 
 from hvrnn.config import ConfigError, ModelConfig
 from hvrnn.model import hvrnn as _hvrnn  # noqa: F401  (registers "hvrnn")
+from hvrnn.model import svg as _svg  # noqa: F401  (registers "svg_lp")
 from hvrnn.model.base import StepOutput, VideoModel, VRNNOutput
 from hvrnn.model.registry import MODEL_REGISTRY, register_model
 
