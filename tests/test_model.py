@@ -347,6 +347,12 @@ def test_unknown_model_kind_is_refused_by_build_model():
         hvrnn.build_model(cfg.model)
 
 
+def test_derived_preset_keeps_its_own_name():
+    cfg = hvrnn.load_config("bair64_nohier")
+    assert cfg.name == "bair64_nohier" and cfg.model.latent_resolutions == (1,)
+    assert cfg.data.name == "bair"  # inherited from its base preset
+
+
 def test_float_overrides_accept_exponent_notation():
     assert tiny("train.lr=1e-3").train.lr == 1e-3
     assert tiny("model.var_floor=0").model.var_floor == 0.0

@@ -381,11 +381,11 @@ def resolve_source(name_or_path: str | Path) -> dict[str, Any]:
                 f"({', '.join(preset_names())})")
         data = _read_yaml(preset)
         default_name = str(name_or_path)
+    name = data.get("name", default_name)  # a derived preset keeps its own name
     base = data.pop("base", None)
     if base:
-        merged = resolve_source(base)
-        data = _deep_merge(merged, data)
-    data.setdefault("name", default_name)
+        data = _deep_merge(resolve_source(base), data)
+    data["name"] = name
     return data
 
 
