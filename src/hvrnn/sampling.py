@@ -12,7 +12,7 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
-from hvrnn.model.base import VideoModel
+from hvrnn.model.base import VideoModel, latent_noise
 
 
 @torch.no_grad()
@@ -83,30 +83,8 @@ def rerun_rollout(model: VideoModel, context: Tensor, horizon: int, n_samples: i
     ctx = context.repeat_interleave(n_samples, dim=0)  # (B * S, K, C, H, W)
     clip = torch.cat([ctx, ctx.new_zeros(ctx.shape[0], horizon, *ctx.shape[2:])], dim=1)
     for t in range(horizon if max_passes is None else min(horizon, max_passes)):
-        eps = None
-        if generator is not None:
-            eps = [torch.randn(clip.shape[0], horizon, c, r, r, generator=generator,
-                               device=clip.device)
-                   for r, c in zip(model.levels, model.level_channels, strict=True)]
-        clip[:, k + t] = _prior_pass(model, clip, eps)[:, t]
+        eps = None if generator is None else latent_noise(model.cfg, clip.shape[0], horizon,
+                                                          generator, clip.device)
+        clip[:, k + t] = model(clip, eps, from_prior=True).mean[:, t]
     return rearrange(clip[:, k:], "(b s) t c h w -> b s t c h w", b=b)
 
-
-def _prior_pass(model, video: Tensor, eps) -> Tensor:
-    """Teacher-forced layer-major pass with latents from the prior (plus the posterior, which
-    the official sampler also runs). Returns the mean frames (B, T, C, H, W)."""
-    k = model.n_ctx
-    feats = model.encode(video)
-    ctx = {r: f[:, :k] for r, f in feats.items()}
-    prev = {r: f[:, k - 1:-1] for r, f in feats.items()}
-    cur = {r: f[:, k:] for r, f in feats.items()}
-    zs, qz = [], []
-    for i, r in enumerate(model.levels):
-        q, _ = model.posterior[i](cur[r], model.posterior[i].init_state(ctx[r]), qz)
-        qz.append(q.rsample())
-        p, _ = model.prior[i](prev[r], model.prior[i].init_state(ctx[r]),
-                              zs if model.cfg.prior_dense else [])
-        zs.append(p.rsample(None if eps is None else eps[i]))
-    logits, _ = model.decoder(prev[1], dict(zip(model.levels, zs, strict=True)),
-                              model.decoder.init_state(ctx))
-    return torch.sigmoid(logits)

@@ -42,8 +42,9 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from hvrnn import checkpoint as ckpt_io
 from hvrnn import distributed
-from hvrnn.config import ExperimentConfig, ModelConfig, TrainConfig, save_config
+from hvrnn.config import ExperimentConfig, TrainConfig, save_config
 from hvrnn.errors import CheckpointError, UserError
+from hvrnn.model.base import latent_noise
 from hvrnn.objective import elbo_terms, kl_weight
 
 REFERENCE_BATCH = 16  # SPEC 4: lr 1e-4 is tuned for a global batch of 16
@@ -83,13 +84,6 @@ def learning_rate(step: int, cfg: TrainConfig, world_size: int = 1) -> float:
     if cfg.lr_warmup_steps > 0 and step < cfg.lr_warmup_steps:
         return cfg.lr + (target - cfg.lr) * step / cfg.lr_warmup_steps
     return target
-
-
-def latent_noise(cfg: ModelConfig, batch: int, steps: int, generator: torch.Generator,
-                 device: torch.device) -> list[Tensor]:
-    """Standard-normal posterior noise, one (batch, steps, C_l, R_l, R_l) tensor per level."""
-    return [torch.randn(batch, steps, c, r, r, generator=generator, device=device)
-            for c, r in zip(cfg.level_channels, cfg.latent_resolutions, strict=True)]
 
 
 # --------------------------------------------------------------------------------------------

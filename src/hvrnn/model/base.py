@@ -9,7 +9,20 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from hvrnn.config import ModelConfig
 from hvrnn.distributions import DiagonalGaussian
+
+
+def latent_noise(cfg: ModelConfig, batch: int, steps: int,
+                 generator: torch.Generator | None = None,
+                 device: torch.device | str | None = None) -> list[Tensor]:
+    """Standard-normal latent noise, one (batch, steps, C_l, R_l, R_l) tensor per level.
+
+    Passed as ``eps`` to ``forward`` (or sliced per step for ``step``) it fixes the latent
+    samples, e.g. to compare both execution paths or to draw the noise of a global batch.
+    """
+    return [torch.randn(batch, steps, c, r, r, generator=generator, device=device)
+            for c, r in zip(cfg.level_channels, cfg.latent_resolutions, strict=True)]
 
 
 @dataclass

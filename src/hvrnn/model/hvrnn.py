@@ -29,7 +29,6 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
 from hvrnn.config import ModelConfig
-from hvrnn.distributions import DiagonalGaussian
 from hvrnn.layers import LSTMState
 from hvrnn.model.base import StepOutput, VideoModel, VRNNOutput
 from hvrnn.model.decoder import ConvLSTMDecoder
@@ -96,11 +95,14 @@ class HierarchicalVRNN(VideoModel):
     # ------------------------------------------------------------------------------------
     # Teacher-forced pass (training)
     # ------------------------------------------------------------------------------------
-    def forward(self, video: Tensor, eps: list[Tensor] | None = None) -> VRNNOutput:
+    def forward(self, video: Tensor, eps: list[Tensor] | None = None,
+                from_prior: bool = False) -> VRNNOutput:
         """Teacher-forced pass over ``video`` (B, K + T, C, H, W) in [0, 1].
 
         Latents come from the posterior; the prior is evaluated on the same inputs. The upper
-        levels fed to a dense prior are the posterior samples (SPEC 2, ELBO).
+        levels fed to a dense prior are the posterior samples (SPEC 2, ELBO). ``from_prior``
+        draws the decoder's (and the dense heads') latents from the prior instead, as the
+        official sampler's layer-major pass does (only used to reproduce that procedure).
 
         Returns:
             VRNNOutput with logits (B, T, C, H, W) for frames K..K+T-1, and per level the
@@ -126,12 +128,11 @@ class HierarchicalVRNN(VideoModel):
             q_net, p_net = self.posterior[i], self.prior[i]
             upper = list(zs)  # a copy: recomputation under checkpointing must see this list
             q, _ = run(q_net, cur[r], q_net.init_state(ctx[r]), upper)
-            z = q.rsample(None if eps is None else eps[i].float())
             p, _ = run(p_net, prev[r], p_net.init_state(ctx[r]),
                        upper if self.cfg.prior_dense else [])
             priors.append(p)
             posteriors.append(q)
-            zs.append(z)
+            zs.append((p if from_prior else q).rsample(None if eps is None else eps[i].float()))
 
         logits, _ = self.decoder(prev[1], dict(zip(self.levels, zs, strict=True)),
                                  self.decoder.init_state(ctx))
@@ -233,11 +234,4 @@ class HierarchicalVRNN(VideoModel):
         return total
 
 
-def posterior_noise(model: HierarchicalVRNN, batch: int, steps: int,
-                    generator: torch.Generator | None = None, device=None) -> list[Tensor]:
-    """Standard-normal noise for every level, (B, T, C_l, r, r), e.g. to compare both paths."""
-    return [torch.randn(batch, steps, c, r, r, generator=generator, device=device)
-            for r, c in zip(model.levels, model.level_channels, strict=True)]
-
-
-__all__ = ["DiagonalGaussian", "HierarchicalVRNN", "VRNNState", "posterior_noise"]
+__all__ = ["HierarchicalVRNN", "VRNNState"]
