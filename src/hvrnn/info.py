@@ -5,8 +5,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from hvrnn.config import ExperimentConfig
+import torch
+
+from hvrnn.config import ExperimentConfig, ModelConfig
 from hvrnn.model import build_model, count_parameters
+
+
+def _shape_only(cfg: ModelConfig) -> torch.nn.Module:
+    """The model on the meta device: parameter shapes without memory or initialisation work."""
+    with torch.device("meta"):
+        return build_model(cfg)
 
 
 def model_info(cfg: ExperimentConfig) -> dict[str, Any]:
@@ -18,7 +26,7 @@ def model_info(cfg: ExperimentConfig) -> dict[str, Any]:
     many parameters the 3x3 layout would have had in addition) and, with a dense prior,
     ``prior_dense_extra`` (the prior-head weights that read the upper-level latents).
     """
-    model = build_model(cfg.model)
+    model = _shape_only(cfg.model)
     counts = count_parameters(model)
     info: dict[str, Any] = {
         "config": cfg.name,
@@ -33,13 +41,13 @@ def model_info(cfg: ExperimentConfig) -> dict[str, Any]:
         "inert": model.inert_parameters(),
     }
     if cfg.model.center_tap_1x1:
-        full = build_model(dataclasses.replace(cfg.model, center_tap_1x1=False))
+        full = _shape_only(dataclasses.replace(cfg.model, center_tap_1x1=False))
         full_total = count_parameters(full)["total"]
         info["center_tap_saving"] = full_total - counts["total"]
         info["total_with_3x3_taps"] = full_total
     if cfg.model.prior_dense and len(cfg.model.latent_resolutions) > 1:
         # Only the prior heads widen: each reads the upper-level latents (SPEC 3.11 item 11).
-        sparse = build_model(dataclasses.replace(cfg.model, prior_dense=False))
+        sparse = _shape_only(dataclasses.replace(cfg.model, prior_dense=False))
         info["prior_dense_extra"] = counts["total"] - count_parameters(sparse)["total"]
     return info
 
