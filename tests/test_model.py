@@ -7,12 +7,13 @@ import dataclasses
 
 import pytest
 import torch
+from helpers import moving_square, overfit, video_batch
 
 import hvrnn
 from hvrnn.config import ConfigError
 from hvrnn.distributions import DiagonalGaussian
+from hvrnn.model.base import latent_noise
 from hvrnn.model.convert import to_center_taps
-from hvrnn.model.hvrnn import posterior_noise
 from hvrnn.objective import elbo_terms, kl_per_level, kl_weight, reconstruction_nll
 
 
@@ -23,12 +24,6 @@ def tiny(*overrides: str):
 def tiny_model(*overrides: str, seed: int = 0):
     torch.manual_seed(seed)
     return hvrnn.build_model(tiny(*overrides).model)
-
-
-def video_batch(cfg, b=2, t=4, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    m = cfg.model
-    return torch.rand(b, m.n_ctx + t, m.image_channels, m.image_size, m.image_size, generator=g)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -80,7 +75,7 @@ def test_center_tap_model_equals_3x3_model():
     taps = hvrnn.build_model(cfg.model).eval()
     taps.load_state_dict(to_center_taps(full.state_dict(), taps))
     x = video_batch(cfg)
-    eps = posterior_noise(full, 2, 4)
+    eps = latent_noise(full.cfg, 2, 4)
     with torch.no_grad():
         a, b = full(x, eps), taps(x, eps)
     torch.testing.assert_close(a.logits, b.logits, rtol=0, atol=1e-5)
@@ -158,7 +153,7 @@ def test_causality(dense):
             net.head_norm.weight.fill_(1.0)
     k, t = cfg.model.n_ctx, 5
     x = video_batch(cfg, t=t)
-    eps = posterior_noise(model, 2, t)
+    eps = latent_noise(model.cfg, 2, t)
     j = 3  # perturb future frame x_j (video index k + j - 1), predicted at step index j - 1
     x2 = x.clone()
     x2[:, k + j - 1] = torch.rand_like(x2[:, k + j - 1])
@@ -189,7 +184,7 @@ def test_step_api_reproduces_teacher_forced_forward(overrides):
             net.head_norm.weight.normal_()
     b, t = 2, 4
     x = video_batch(cfg, b=b, t=t)
-    eps = posterior_noise(model, b, t, torch.Generator().manual_seed(3))
+    eps = latent_noise(model.cfg, b, t, torch.Generator().manual_seed(3))
     with torch.no_grad():
         ref = model(x, eps)
         k = cfg.model.n_ctx
@@ -214,7 +209,7 @@ def test_step_with_explicit_prev_frames_equals_cached_features():
     model = tiny_model().eval()
     x = video_batch(cfg, t=3)
     k = cfg.model.n_ctx
-    eps = posterior_noise(model, 2, 3)
+    eps = latent_noise(model.cfg, 2, 3)
     with torch.no_grad():
         s1 = model.init_state(x[:, :k])
         s2 = model.init_state(x[:, :k])
@@ -280,7 +275,7 @@ def test_activation_checkpointing_gives_the_same_gradients(mode):
     grads = []
     for flag in ("none", mode):
         model = tiny_model(f"model.activation_checkpointing={flag}")
-        eps = posterior_noise(model, 2, 3, torch.Generator().manual_seed(0))
+        eps = latent_noise(model.cfg, 2, 3, torch.Generator().manual_seed(0))
         terms = elbo_terms(model(x, eps), x[:, cfg.model.n_ctx:], model.likelihood)
         terms["loss"].backward()
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
@@ -293,20 +288,8 @@ def test_activation_checkpointing_gives_the_same_gradients(mode):
 def test_tiny_model_overfits_one_batch():
     cfg = tiny("model.likelihood=l2")
     model = tiny_model("model.likelihood=l2")
-    x = video_batch(cfg, b=4, t=3, seed=7)
-    # A structured clip (a moving square) so there is something to learn.
-    x = torch.zeros_like(x)
-    for i in range(x.shape[1]):
-        x[:, i, :, 8 + i: 16 + i, 8: 16] = 1.0
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    first = None
-    for _ in range(150):
-        terms = elbo_terms(model(x), x[:, cfg.model.n_ctx:], model.likelihood)
-        opt.zero_grad()
-        terms["loss"].backward()
-        opt.step()
-        first = first if first is not None else terms["nelbo"].item()
-    assert terms["nelbo"].item() < 0.5 * first
+    first, last = overfit(model, moving_square(cfg), cfg.model.n_ctx, steps=150)
+    assert last < 0.5 * first
 
 
 # ---------------------------------------------------------------------------------------------

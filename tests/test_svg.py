@@ -7,11 +7,12 @@ import dataclasses
 
 import pytest
 import torch
+from helpers import moving_square, overfit, video_batch
 
 import hvrnn
 from hvrnn.config import ConfigError
+from hvrnn.model.base import latent_noise
 from hvrnn.model.svg import SVGLP
-from hvrnn.objective import elbo_terms
 
 
 def tiny(*overrides: str):
@@ -23,14 +24,8 @@ def tiny_model(*overrides: str, seed: int = 0) -> SVGLP:
     return hvrnn.build_model(tiny(*overrides).model)
 
 
-def video_batch(cfg, b=2, t=4, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    m = cfg.model
-    return torch.rand(b, m.n_ctx + t, m.image_channels, m.image_size, m.image_size, generator=g)
-
-
 def noise(model, b, t, seed=3):
-    return [torch.randn(b, t, model.cfg.n_z, 1, 1, generator=torch.Generator().manual_seed(seed))]
+    return latent_noise(model.cfg, b, t, torch.Generator().manual_seed(seed))
 
 
 def test_bair_preset_matches_svg_dcgan64_sizes():
@@ -151,18 +146,8 @@ def test_sampling_shape_and_seeded_reproducibility():
 def test_tiny_svg_overfits_one_batch():
     cfg = tiny()
     model = tiny_model()
-    x = torch.zeros_like(video_batch(cfg, b=4, t=3))
-    for i in range(x.shape[1]):  # a moving square
-        x[:, i, :, 8 + i: 16 + i, 8:16] = 1.0
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    first = None
-    for _ in range(100):
-        terms = elbo_terms(model(x), x[:, cfg.model.n_ctx:], model.likelihood)
-        opt.zero_grad()
-        terms["loss"].backward()
-        opt.step()
-        first = first if first is not None else terms["nelbo"].item()
-    assert terms["nelbo"].item() < 0.1 * first
+    first, last = overfit(model, moving_square(cfg), cfg.model.n_ctx, steps=100)
+    assert last < 0.1 * first
 
 
 @pytest.mark.parametrize("override,key", [
