@@ -8,6 +8,7 @@ so that ``hvrnn --help`` starts fast.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -78,10 +79,24 @@ def _demo(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-_HEAVY = {  # subcommands whose parsers live in modules that import torch
-    "data": "prepare or check a dataset folder",
-    "evaluate": "score a checkpoint or a predictions file on a named protocol",
+_HEAVY = {  # subcommands whose parsers live in modules that import torch: (help, module, adder)
+    "data": ("prepare or check a dataset folder", "hvrnn.data.cli", "add_data_parser"),
+    "evaluate": ("score a checkpoint or a predictions file on a named protocol",
+                 "hvrnn.evaluate", "add_evaluate_parser"),
 }
+
+
+def _add_heavy_parser(sub, name: str, chosen: str | None) -> None:
+    """Register the full parser of ``name`` when it is the chosen command, or when the chosen
+    token is no light command; else a stub with only its help line, so ``--help`` stays fast."""
+    help_line, module, adder = _HEAVY[name]
+    if chosen == name or chosen not in (None, *_LIGHT):
+        getattr(importlib.import_module(module), adder)(sub)
+    else:
+        sub.add_parser(name, help=help_line)
+
+
+_LIGHT = ("info", "train", "sample", "demo")  # commands whose parsers need no heavy import
 
 
 def _chosen_command(argv: list[str] | None) -> str | None:
@@ -114,13 +129,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=_info)
 
     chosen = _chosen_command(argv)
-    full = chosen not in (None, "info", "train", "sample", "demo")
-    if full or chosen == "data":
-        from hvrnn.data.cli import add_data_parser
-
-        add_data_parser(sub)
-    else:
-        sub.add_parser("data", help=_HEAVY["data"])
+    _add_heavy_parser(sub, "data", chosen)
 
     p = sub.add_parser(
         "train", formatter_class=fmt, help="train a model",
@@ -163,12 +172,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace files written before")
     p.set_defaults(func=_sample)
 
-    if full or chosen == "evaluate":
-        from hvrnn.evaluate import add_evaluate_parser
-
-        add_evaluate_parser(sub)
-    else:
-        sub.add_parser("evaluate", help=_HEAVY["evaluate"])
+    _add_heavy_parser(sub, "evaluate", chosen)
 
     p = sub.add_parser(
         "demo", formatter_class=fmt, help="the quick start: data, train, sample, evaluate",
