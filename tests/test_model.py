@@ -111,7 +111,7 @@ def test_mc_kl_estimator_is_unbiased():
     q = DiagonalGaussian(torch.tensor([[0.3, -1.0]]), torch.tensor([[0.5, 2.0]]))
     p = DiagonalGaussian(torch.tensor([[0.0, 0.5]]), torch.tensor([[1.0, 1.5]]))
     torch.manual_seed(0)
-    z = q.rsample(torch.randn(200_000, 2))
+    z = q.rsample(torch.randn(200_000, 2))[:, None]  # (B, T=1, C)
     from hvrnn.model.base import VRNNOutput
 
     out = VRNNOutput(torch.zeros(1), [p.map(lambda t: t.expand_as(z))],
@@ -137,15 +137,16 @@ def test_reconstruction_terms_match_torch():
 # ---------------------------------------------------------------------------------------------
 # Causality and the two execution paths
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("dense", [True, False])
-def test_causality(dense):
+@pytest.mark.parametrize("dense,skips", [(True, False), (False, False), (True, True)])
+def test_causality(dense, skips):
     """Changing x_j leaves every output of earlier steps and the prior of step j unchanged.
 
     With a dense prior the upper-level latents fed to the prior of step j are the posterior
     samples of step j (SPEC 2: the KL of level l is taken with z^{<l} ~ q), so only its
     first level is a function of x_{<j} alone; the dense levels are checked with prior_dense off.
     """
-    ov = () if dense else ("model.prior_dense=false",)
+    ov = (() if dense else ("model.prior_dense=false",)) + \
+        (("model.frame_skips=true",) if skips else ())
     cfg = tiny(*ov)
     model = tiny_model(*ov).eval()
     with torch.no_grad():  # heads start input-independent (SPEC 3.7); make them listen
@@ -175,7 +176,8 @@ def test_causality(dense):
 
 @pytest.mark.parametrize("overrides", [(), ("model.prior_dense=false",),
                                        ("model.latent_resolutions=[1]",),
-                                       ("model.latent_resolutions=[1,4,16]",)])
+                                       ("model.latent_resolutions=[1,4,16]",),
+                                       ("model.frame_skips=true",)])
 def test_step_api_reproduces_teacher_forced_forward(overrides):
     cfg = tiny(*overrides)
     model = tiny_model(*overrides)  # training mode: GroupNorm has no batch statistics

@@ -282,7 +282,8 @@ def train_step(model: nn.Module, video: Tensor, cfg: ExperimentConfig, beta: flo
     with _autocast(device, cfg.train.amp):
         out = model(video, eps=eps)
     # Heads, variances and the KL are float32 inside the model and objective.
-    return elbo_terms(out, video[:, k:], cfg.model.likelihood, cfg.model.kl_estimator, beta)
+    return elbo_terms(out, video[:, k:], cfg.model.likelihood, cfg.model.kl_estimator, beta,
+                      cfg.train.free_bits)
 
 
 def _diagnose(terms: dict[str, Tensor], grad_norm: Tensor, model: nn.Module, step: int) -> str:

@@ -48,7 +48,9 @@ class ConvLSTMCell(nn.Module):
         gx = rearrange(self.input_gates(rearrange(x, "b t c h w -> (b t) c h w")),
                        "(b t) c h w -> b t c h w", b=b)
         hs = []
-        for t in range(x.shape[1]):
-            state = self.step(gx[:, t], state)
+        # unbind, not gx[:, t]: the backward of T selects would allocate and zero T copies of
+        # the whole gate tensor (quadratic in T); unbind's backward stacks once.
+        for g in gx.unbind(1):
+            state = self.step(g, state)
             hs.append(state.h)
         return torch.stack(hs, dim=1), state

@@ -20,7 +20,10 @@ class DecoderBlock(nn.Module):
         super().__init__()
         hid = cfg.width(resolution)
         self.resolution = resolution
-        self.lstm = ConvLSTMCell(cin + latent_ch, hid, cfg.gn_groups_lstm,
+        # model.frame_skips: the encoder features of x_{t-1} at this resolution join the input
+        # (the 1x1 block reads them already as its only frame input).
+        self.skip_ch = cfg.width(resolution) if cfg.frame_skips and resolution > 1 else 0
+        self.lstm = ConvLSTMCell(cin + latent_ch + self.skip_ch, hid, cfg.gn_groups_lstm,
                                  sees_1x1=resolution == 1, center_tap=cfg.center_tap_1x1)
         if next_resolution is None:  # full resolution: ConvNormAct 3x3 then 3x3 conv to C
             self.out = nn.Sequential(ConvNormAct(hid, hid, 3, cfg.gn_groups),
@@ -42,7 +45,12 @@ class DecoderBlock(nn.Module):
 
 
 class ConvLSTMDecoder(nn.Module):
-    """Input at step t: the 1x1 features of x_{t-1}; output: logits of x_t (pre-sigmoid)."""
+    """Input at step t: the 1x1 features of x_{t-1}; output: logits of x_t (pre-sigmoid).
+
+    With ``model.frame_skips`` every block above 1x1 also reads the encoder features of x_{t-1}
+    at its own resolution (a departure from the paper's decoder, whose only frame input is the
+    1x1 feature; off in the paper presets, see docs/model.md).
+    """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -65,16 +73,24 @@ class ConvLSTMDecoder(nn.Module):
         return [LSTMState(*net(ctx[r])) for r, net in zip(self.resolutions, self.init_nets,
                                                           strict=True)]
 
-    def forward(self, x: Tensor, z: dict[int, Tensor], states: list[LSTMState]
+    def forward(self, feats: dict[int, Tensor], z: dict[int, Tensor], states: list[LSTMState]
                 ) -> tuple[Tensor, list[LSTMState]]:
-        """Whole sequence, layer-major. x: (B, T, C_1, 1, 1); z: {r: (B, T, C_l, r, r)}.
+        """Whole sequence, layer-major.
+
+        Args:
+            feats: encoder features of x_{t-1}, {r: (B, T, C_r, r, r)}; the 1x1 entry is the
+                input, the others are read only with ``frame_skips``.
+            z: latents {r: (B, T, C_l, r, r)}.
 
         Returns logits (B, T, C, H, W) and the final states.
         """
         out_states = []
+        x = feats[1]
         for block, state in zip(self.blocks, states, strict=True):
             if block.resolution in z:
                 x = torch.cat([x, z[block.resolution].to(x.dtype)], dim=2)
+            if block.skip_ch:
+                x = torch.cat([x, feats[block.resolution].to(x.dtype)], dim=2)
             if self.activation_checkpointing and torch.is_grad_enabled():
                 x, state = checkpoint(block, x, state, use_reentrant=False)
             else:
@@ -82,13 +98,17 @@ class ConvLSTMDecoder(nn.Module):
             out_states.append(state)
         return x, out_states
 
-    def step(self, x: Tensor, z: dict[int, Tensor], states: list[LSTMState]
+    def step(self, feats: dict[int, Tensor], z: dict[int, Tensor], states: list[LSTMState]
              ) -> tuple[Tensor, list[LSTMState]]:
-        """One step. x: (B, C_1, 1, 1); z: {r: (B, C_l, r, r)} -> logits (B, C, H, W)."""
+        """One step. feats: {r: (B, C_r, r, r)} of x_{t-1}; z: {r: (B, C_l, r, r)}
+        -> logits (B, C, H, W)."""
         out_states = []
+        x = feats[1]
         for block, state in zip(self.blocks, states, strict=True):
             if block.resolution in z:
                 x = torch.cat([x, z[block.resolution].to(x.dtype)], dim=1)
+            if block.skip_ch:
+                x = torch.cat([x, feats[block.resolution].to(x.dtype)], dim=1)
             x, state = block.step(x, state)
             out_states.append(state)
         return x, out_states

@@ -134,7 +134,7 @@ class HierarchicalVRNN(VideoModel):
             posteriors.append(q)
             zs.append((p if from_prior else q).rsample(None if eps is None else eps[i].float()))
 
-        logits, _ = self.decoder(prev[1], dict(zip(self.levels, zs, strict=True)),
+        logits, _ = self.decoder(prev, dict(zip(self.levels, zs, strict=True)),
                                  self.decoder.init_state(ctx))
         return VRNNOutput(logits=logits, prior=priors, posterior=posteriors, z=zs)
 
@@ -195,7 +195,7 @@ class HierarchicalVRNN(VideoModel):
                 z = p.mean if use_mean else p.rsample(e, temperature, generator=generator)
             zs.append(z)
 
-        logits, d_states = self.decoder.step(fp[1], dict(zip(self.levels, zs, strict=True)),
+        logits, d_states = self.decoder.step(fp, dict(zip(self.levels, zs, strict=True)),
                                              state.decoder)
         new_state = VRNNState(d_states, p_states, q_states if fn is not None else state.posterior,
                               fn)

@@ -76,8 +76,8 @@ class LatentNet(nn.Module):
         gx = rearrange(self._gates(rearrange(x, "b t c h w -> (b t) c h w")),
                        "(b t) c h w -> b t c h w", b=b)
         hs = []
-        for i in range(t):
-            state = self.lstm.step(gx[:, i], state)
+        for g in gx.unbind(1):  # unbind: one gradient buffer, not one per step
+            state = self.lstm.step(g, state)
             hs.append(state.h)
         h = rearrange(torch.stack(hs, 1), "b t c h w -> (b t) c h w")
         dense = [rearrange(z, "b t c h w -> (b t) c h w") for z in dense]
