@@ -15,20 +15,11 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
+from hvrnn.io.frames import to_uint8
+
 CONTEXT_COLOUR = (128, 128, 128)
 PREDICTED_COLOUR = (200, 30, 30)
 MISSING_COLOUR = (255, 255, 255)
-
-
-def to_uint8(video: Tensor) -> np.ndarray:
-    """(..., C, H, W) float in [0, 1] -> (..., H, W, C) uint8 (rounded)."""
-    x = (video.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
-    return x.movedim(-3, -1).numpy()
-
-
-def to_float(frames: np.ndarray) -> Tensor:
-    """(..., H, W, C) uint8 -> (..., C, H, W) float32 in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(frames)).movedim(-1, -3).float() / 255.0
 
 
 def _rgb(frame: np.ndarray) -> np.ndarray:

@@ -28,9 +28,8 @@ from typing import IO
 import numpy as np
 from tqdm.auto import tqdm
 
-from hvrnn.config import DataConfig
-from hvrnn.data.base import open_prepared, register_dataset
-from hvrnn.data.manifest import ArrayWriter, prepare_output_dir, write_manifest
+from hvrnn.data.base import register_prepared
+from hvrnn.data.manifest import ArrayWriter, begin_preparation, write_manifest
 from hvrnn.data.transforms import natural_key
 from hvrnn.errors import DataError
 
@@ -235,7 +234,7 @@ def prepare_bair(src: str | Path, out: str | Path, force: bool = False) -> Path:
     command = f"hvrnn data bair {src} --out {out}"
     with ExitStack() as stack:
         source = _Source(src, stack)
-        out = prepare_output_dir(out, force, command)
+        out = begin_preparation(out, force, command)
         splits, files, records = {}, [], {}
         for split in SPLITS:
             entries = source.files[split]
@@ -270,7 +269,5 @@ def prepare_bair(src: str | Path, out: str | Path, force: bool = False) -> Path:
     return out
 
 
-@register_dataset("bair", "hvrnn data bair SRC --out {root}")
-def build_bair(cfg: DataConfig, split: str) -> object:
-    """BAIR clips: random windows in the 30 frames (train), frames from 0 (test)."""
-    return open_prepared(cfg, split, "bair", {"train": "train", "test": "test"})
+# Train: random windows in the 30 frames; test: the windows from frame 0.
+register_prepared("bair", "hvrnn data bair SRC --out {root}", {"train": "train", "test": "test"})

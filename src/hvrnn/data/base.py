@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from einops import rearrange
 from torch.utils.data import Dataset
 
 from hvrnn.config import DataConfig
 from hvrnn.data.manifest import check_file, read_manifest
 from hvrnn.errors import DataError
+from hvrnn.io.frames import to_float
 
 SPLIT_TAGS = {"train": 0, "test": 1, "val": 2}
 
@@ -53,6 +53,22 @@ def register_dataset(name: str, prepare_hint: str) -> Callable:
         return builder
 
     return wrap
+
+
+def register_prepared(name: str, prepare_hint: str, split_files: Mapping[str, str],
+                      default_train_length: int = 0) -> None:
+    """Register a dataset read from a prepared folder by :func:`open_prepared`.
+
+    Args:
+        name: ``data.name``. prepare_hint: the command that prepares its root.
+        split_files: requested split -> stored split name.
+        default_train_length: items per training epoch when ``data.train_length`` is 0.
+    """
+
+    def build(cfg: DataConfig, split: str) -> Dataset:
+        return open_prepared(cfg, split, name, split_files, default_train_length)
+
+    register_dataset(name, prepare_hint)(build)
 
 
 def prepare_hint(cfg: DataConfig) -> str:
@@ -90,12 +106,6 @@ def build_dataset(cfg: DataConfig, split: str) -> Dataset:
 def item_rng(seed: int, split: str, index: int, epoch: int = 0) -> np.random.Generator:
     """The generator of one item: a pure function of (seed, split, epoch, index)."""
     return np.random.default_rng([int(seed), SPLIT_TAGS[split], int(epoch), int(index)])
-
-
-def to_tensor(frames: np.ndarray) -> torch.Tensor:
-    """uint8 ``(T, H, W, C)`` -> float32 ``(T, C, H, W)`` in [0, 1]."""
-    x = torch.from_numpy(np.array(frames, dtype=np.uint8))  # a writable copy of the window
-    return rearrange(x, "t h w c -> t c h w").float().div_(255.0)
 
 
 def open_manifest(cfg: DataConfig, dataset: str) -> dict[str, Any]:
@@ -196,7 +206,7 @@ class PreparedVideoDataset(Dataset):
         """Returns: float32 ``(T, C, H, W)`` in [0, 1]."""
         video, offset = self.window(index)
         start = int(self.starts[video]) + offset
-        return to_tensor(self.frames[start:start + self.seq_len])
+        return to_float(self.frames[start:start + self.seq_len])
 
 
 def open_prepared(cfg: DataConfig, split: str, dataset: str, split_files: Mapping[str, str],

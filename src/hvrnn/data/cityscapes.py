@@ -30,9 +30,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from hvrnn.config import DataConfig
-from hvrnn.data.base import open_prepared, register_dataset
-from hvrnn.data.manifest import ArrayWriter, prepare_output_dir, write_manifest
+from hvrnn.data.base import register_prepared
+from hvrnn.data.manifest import ArrayWriter, begin_preparation, write_manifest
 from hvrnn.data.transforms import center_square, resize_frames
 from hvrnn.errors import DataError
 
@@ -112,7 +111,7 @@ def prepare_cityscapes(src: str | Path, out: str | Path, size: int = 128, force:
     command = f"hvrnn data cityscapes {src} --out {out} --size {size}"
     src = Path(src)
     groups = _list_source(src)
-    out = prepare_output_dir(out, force, command)
+    out = begin_preparation(out, force, command)
     splits, files, dropped = {}, [], {}
     pool = ProcessPoolExecutor(workers) if workers > 0 else None
     try:
@@ -150,9 +149,8 @@ def prepare_cityscapes(src: str | Path, out: str | Path, size: int = 128, force:
     return out
 
 
-@register_dataset("cityscapes", "hvrnn data cityscapes SRC --out {root} --size {size}")
-def build_cityscapes(cfg: DataConfig, split: str) -> object:
-    """Cityscapes: train = official train (45,000 draws per epoch by default, snippet
-    ``i mod N``); test and val = official val."""
-    return open_prepared(cfg, split, "cityscapes", {"train": "train", "test": "val", "val": "val"},
-                         default_train_length=DEFAULT_TRAIN_LENGTH)
+# Train: official train (45,000 draws per epoch by default, snippet i mod N); test and val:
+# official val.
+register_prepared("cityscapes", "hvrnn data cityscapes SRC --out {root} --size {size}",
+                  {"train": "train", "test": "val", "val": "val"},
+                  default_train_length=DEFAULT_TRAIN_LENGTH)

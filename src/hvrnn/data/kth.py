@@ -18,9 +18,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from hvrnn.config import DataConfig
-from hvrnn.data.base import open_prepared, register_dataset
-from hvrnn.data.manifest import prepare_output_dir, write_manifest
+from hvrnn.data.base import register_prepared
+from hvrnn.data.manifest import begin_preparation, write_manifest
 from hvrnn.data.transforms import natural_key, resize_frames
 from hvrnn.data.videos import read_video, write_video_splits
 from hvrnn.errors import DataError
@@ -68,7 +67,7 @@ def prepare_kth(src: str | Path, out: str | Path, size: int = 64, force: bool = 
         "train": [n for n in names if found[n][1]["person"] in TRAIN_PERSONS],
         "test": [n for n in names if found[n][1]["person"] in TEST_PERSONS],
     }
-    out = prepare_output_dir(out, force, command)
+    out = begin_preparation(out, force, command)
     videos = [(n, lambda p=found[n][0]: read_video(p, fmt="gray")) for n in names]
     splits, files = write_video_splits(
         out, videos, assignment, size, 1,
@@ -83,7 +82,6 @@ def prepare_kth(src: str | Path, out: str | Path, size: int = 64, force: bool = 
     return out
 
 
-@register_dataset("kth", "hvrnn data kth SRC --out {root} --size {size}")
-def build_kth(cfg: DataConfig, split: str) -> object:
-    """KTH: random windows inside one video (train), windows from frame 0 (test)."""
-    return open_prepared(cfg, split, "kth", {"train": "train", "test": "test"})
+# Train: random windows inside one video; test: the windows from frame 0.
+register_prepared("kth", "hvrnn data kth SRC --out {root} --size {size}",
+                  {"train": "train", "test": "test"})

@@ -27,10 +27,8 @@ concatenated, ``(F, H, W, C)``, plus ``offsets``: int64 ``(N + 1,)`` so that vid
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -38,21 +36,14 @@ from typing import Any
 import numpy as np
 
 from hvrnn.errors import DataError
+from hvrnn.io.files import prepare_output_dir, sha256_file
+from hvrnn.io.npy import NpyWriter
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 
 
-def sha256_file(path: str | Path, chunk_size: int = 1 << 22) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk_size):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def prepare_output_dir(out: str | Path, force: bool, command: str) -> Path:
+def begin_preparation(out: str | Path, force: bool, command: str) -> Path:
     """Create ``out`` for a new preparation, refusing to reuse a non-empty folder.
 
     With ``force`` the old manifest is removed first (so a crash leaves the folder marked as
@@ -62,16 +53,10 @@ def prepare_output_dir(out: str | Path, force: bool, command: str) -> Path:
     Raises:
         DataError: ``out`` is a file, or a non-empty folder and ``force`` is false.
     """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise DataError(f"output path '{out}' exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not force:
-            raise DataError(
-                f"output folder '{out}' is not empty; pass --force (force=True) to replace the "
-                f"prepared files in it ({command})")
-        (out / MANIFEST_NAME).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_output_dir(out, force=force, error=DataError,
+                             advice=f"pass --force (force=True) to replace the prepared files "
+                                    f"in it ({command})")
+    (out / MANIFEST_NAME).unlink(missing_ok=True)
     return out
 
 
@@ -100,16 +85,17 @@ class ArrayWriter:
 class FrameStreamWriter:
     """Writes videos of different lengths as one uint8 array ``(F, H, W, C)`` plus offsets.
 
-    Frames are streamed to a raw temporary file; :meth:`close` writes the ``.npy`` header and
-    the data to ``<name>.npy`` and the int64 offsets ``(N + 1,)`` to ``<name>_offsets.npy``.
+    Frames are streamed into ``<name>.npy.partial`` (renamed by :meth:`close`); :meth:`close`
+    also writes the int64 offsets ``(N + 1,)`` to ``<name>_offsets.npy``.
     """
 
     def __init__(self, path: str | Path, frame_shape: tuple[int, int, int]):
         self.path = Path(path)
         self.offsets_path = self.path.with_name(self.path.stem + "_offsets.npy")
         self.frame_shape = tuple(frame_shape)
-        self.raw_path = self.path.with_name(self.path.name + ".raw.partial")
-        self.raw = open(self.raw_path, "wb")
+        self.tmp = self.path.with_name(self.path.name + ".partial")
+        self.file = open(self.tmp, "wb")  # noqa: SIM115  (closed by close())
+        self.writer = NpyWriter(self.file, self.frame_shape, np.uint8)
         self.lengths: list[int] = []
 
     def add(self, frames: np.ndarray) -> None:
@@ -117,20 +103,13 @@ class FrameStreamWriter:
         if frames.dtype != np.uint8 or tuple(frames.shape[1:]) != self.frame_shape:
             raise DataError(f"video frames {frames.dtype} {frames.shape[1:]} do not match "
                             f"uint8 {self.frame_shape} of '{self.path}'")
-        self.raw.write(np.ascontiguousarray(frames).tobytes())
+        self.writer.write(frames)
         self.lengths.append(int(frames.shape[0]))
 
     def close(self) -> tuple[Path, Path]:
-        self.raw.close()
-        shape = (sum(self.lengths), *self.frame_shape)
-        tmp = self.path.with_name(self.path.name + ".partial")
-        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
-                  "fortran_order": False, "shape": shape}
-        with open(tmp, "wb") as dst, open(self.raw_path, "rb") as src:
-            np.lib.format.write_array_header_1_0(dst, header)
-            shutil.copyfileobj(src, dst, 1 << 22)
-        os.replace(tmp, self.path)
-        self.raw_path.unlink()
+        self.writer.close()
+        self.file.close()
+        os.replace(self.tmp, self.path)
         offsets = np.concatenate([[0], np.cumsum(self.lengths)]).astype(np.int64)
         save_array(self.offsets_path, offsets)
         return self.path, self.offsets_path

@@ -42,16 +42,16 @@ from hvrnn.data.base import (
     open_manifest,
     prepare_hint,
     register_dataset,
-    to_tensor,
 )
 from hvrnn.data.manifest import (
     ArrayWriter,
+    begin_preparation,
     check_file,
-    prepare_output_dir,
     write_manifest,
 )
 from hvrnn.data.mnist import load_mnist
 from hvrnn.errors import DataError
+from hvrnn.io.frames import to_float
 
 MAX_SPEED = 4
 DEFAULT_TRAIN_LENGTH = 60_000
@@ -75,6 +75,21 @@ class SMMNISTClip:
     digit_ids: np.ndarray
 
 
+def _wall(pos: int, normal: int, tangent: int, limit: int, rng: np.random.Generator,
+          deterministic: bool) -> tuple[int, int, int]:
+    """The wall test of one axis: outside [0, limit) the position is clamped and the normal
+    velocity negated (deterministic) or re-drawn pointing away from the wall, with a new
+    tangential velocity. Returns (position, normal, tangent)."""
+    if 0 <= pos < limit:
+        return pos, normal, tangent
+    low = pos < 0
+    pos = 0 if low else limit - 1
+    if deterministic:
+        return pos, -normal, tangent
+    normal = int(rng.integers(1, MAX_SPEED + 1) if low else rng.integers(-MAX_SPEED, 0))
+    return pos, normal, int(rng.integers(-MAX_SPEED, MAX_SPEED + 1))
+
+
 def digit_trajectory(rng: np.random.Generator, seq_len: int, limit: int,
                      deterministic: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Bouncing motion of one digit (draw order: x, y, dx, dy, then the wall tests).
@@ -94,22 +109,8 @@ def digit_trajectory(rng: np.random.Generator, seq_len: int, limit: int,
     positions = np.empty((seq_len, 2), dtype=np.int64)
     velocities = np.empty((seq_len, 2), dtype=np.int64)
     for t in range(seq_len):
-        if sy < 0 or sy >= limit:
-            low = sy < 0
-            sy = 0 if low else limit - 1
-            if deterministic:
-                dy = -dy
-            else:
-                dy = int(rng.integers(1, MAX_SPEED + 1) if low else rng.integers(-MAX_SPEED, 0))
-                dx = int(rng.integers(-MAX_SPEED, MAX_SPEED + 1))
-        if sx < 0 or sx >= limit:
-            low = sx < 0
-            sx = 0 if low else limit - 1
-            if deterministic:
-                dx = -dx
-            else:
-                dx = int(rng.integers(1, MAX_SPEED + 1) if low else rng.integers(-MAX_SPEED, 0))
-                dy = int(rng.integers(-MAX_SPEED, MAX_SPEED + 1))
+        sy, dy, dx = _wall(sy, dy, dx, limit, rng, deterministic)  # rows first
+        sx, dx, dy = _wall(sx, dx, dy, limit, rng, deterministic)
         positions[t] = (sy, sx)
         velocities[t] = (dy, dx)
         sy += dy
@@ -212,7 +213,7 @@ class SMMNISTTrainDataset(Dataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         """Returns: float32 ``(T, 1, S, S)`` in [0, 1]."""
-        return to_tensor(self.clip(index).video)
+        return to_float(self.clip(index).video)
 
 
 def smmnist_command(out: str | Path, image_size: int) -> str:
@@ -248,7 +249,7 @@ def prepare_smmnist(out: str | Path, *, num_sequences: int = 1000, seq_len: int 
         if value < low:
             raise DataError(f"{name}={value} is invalid: expected >= {low}")
     command = smmnist_command(out, image_size)
-    out = prepare_output_dir(out, force, command)
+    out = begin_preparation(out, force, command)
     digits = load_mnist(mnist_path)
     tmp = out / "digits.partial.npz"
     np.savez_compressed(tmp, train=digits["train"], test=digits["test"])

@@ -23,11 +23,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from hvrnn.config import DataConfig
-from hvrnn.data.base import open_prepared, register_dataset
+from hvrnn.data.base import register_prepared
 from hvrnn.data.manifest import (
     FrameStreamWriter,
-    prepare_output_dir,
+    begin_preparation,
     save_json,
     write_manifest,
 )
@@ -205,7 +204,7 @@ def prepare_videos(src: str | Path, out: str | Path, *, size: int = 64, channels
     command = f"hvrnn data videos {src} --out {out} --size {size} --channels {channels}"
     videos = list_videos(src)
     assignment = split_names([n for n, _ in videos], test_fraction, test_list, seed)
-    out = prepare_output_dir(out, force, command)
+    out = begin_preparation(out, force, command)
     splits, files = write_video_splits(
         out, videos, assignment, size, channels,
         lambda frames: process_frames(frames, size, channels, crop))
@@ -217,8 +216,7 @@ def prepare_videos(src: str | Path, out: str | Path, *, size: int = 64, channels
     return out
 
 
-@register_dataset("videos", "hvrnn data videos SRC --out {root} --size {size}")
-def build_videos(cfg: DataConfig, split: str) -> object:
-    """Custom videos: random windows inside one video (train, ``cfg.train_length`` items per
-    epoch, default one per video), windows from frame 0 (test)."""
-    return open_prepared(cfg, split, "videos", {"train": "train", "test": "test"})
+# Train: random windows inside one video (data.train_length items per epoch, default one per
+# video); test: the windows from frame 0.
+register_prepared("videos", "hvrnn data videos SRC --out {root} --size {size}",
+                  {"train": "train", "test": "test"})

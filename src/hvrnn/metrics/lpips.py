@@ -26,7 +26,6 @@ and summed over the five layers.
 
 from __future__ import annotations
 
-import hashlib
 import zipfile
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from hvrnn.errors import WeightsError
+from hvrnn.io.files import sha256_file
 
 LPIPS_NETS = ("alex", "vgg")
 BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
@@ -172,15 +172,6 @@ def _unit_normalize(f: Tensor, eps: float = 1e-10) -> Tensor:
 # --------------------------------------------------------------------------------------------
 # Weight files
 # --------------------------------------------------------------------------------------------
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def resolve_lpips_files(net: str, weights: str | Path | None,

@@ -1,0 +1,43 @@
+"""The conversion between float frames and uint8 frames, written once.
+
+Models, losses and metrics see float frames ``(..., C, H, W)`` in [0, 1]; files hold uint8 frames
+``(..., H, W, C)``. Quantisation rounds to the nearest grey level (what the evaluation protocol
+scores, docs/design.md section 6).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from einops import rearrange
+from torch import Tensor
+
+
+def to_uint8(frames: Tensor) -> np.ndarray:
+    """float ``(..., C, H, W)`` in [0, 1] -> uint8 ``(..., H, W, C)`` on the CPU.
+
+    Values are clamped to [0, 1], scaled by 255 and rounded (half to even, as ``torch.round``).
+    """
+    x = (frames.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+    return rearrange(x, "... c h w -> ... h w c").numpy()
+
+
+def to_float(frames: np.ndarray | Tensor, dtype: torch.dtype = torch.float32,
+             device: torch.device | str | None = None) -> Tensor:
+    """uint8 ``(..., H, W, C)`` -> float ``(..., C, H, W)`` in [0, 1].
+
+    Args:
+        frames: a NumPy array (a read-only one, such as a memory map, is copied first) or a
+            uint8 tensor.
+        dtype: of the result (float64 keeps every grey level exact for the metrics).
+        device: where the result lives (the uint8 data are moved before the conversion).
+    """
+    if isinstance(frames, Tensor):
+        x = frames
+    else:
+        a = np.asarray(frames)
+        x = torch.from_numpy(a if a.flags.writeable and a.flags.c_contiguous
+                             else np.array(a, copy=True, order="C"))
+    if device is not None:
+        x = x.to(device)
+    return rearrange(x, "... h w c -> ... c h w").to(dtype) / 255.0

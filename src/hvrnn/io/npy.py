@@ -1,0 +1,136 @@
+"""``.npy`` arrays streamed a block of rows at a time, to and from files or ``.npz`` members.
+
+:class:`NpyWriter` writes the header, then rows as they come. When the number of rows is known in
+advance the header is final at once, so the target may be a member of a zip archive (the
+samples of ``predictions.npz``); otherwise the header is written with room for any count and
+rewritten by :meth:`NpyWriter.close`, which needs a seekable file (the frames of a videos-layout
+dataset). :class:`NpyReader` reads an ``.npz`` member the same way. Format: NumPy's ``.npy``
+version 1.0 (``numpy.lib.format``), C order.
+"""
+
+from __future__ import annotations
+
+import struct
+import zipfile
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from hvrnn.errors import UserError
+
+_MAGIC = b"\x93NUMPY\x01\x00"
+_ALIGN = 64
+_UNKNOWN_ROWS = 10**15  # placeholder wide enough for any real count
+
+
+def _header(shape: tuple[int, ...], dtype: np.dtype, length: int | None = None) -> bytes:
+    """A version 1.0 header for a C-ordered array, padded to ``length`` bytes (default: the
+    next multiple of 64)."""
+    text = repr({"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                 "shape": tuple(int(s) for s in shape)}).encode("latin1")
+    fixed = len(_MAGIC) + 2 + len(text) + 1  # magic, length field, text, newline
+    total = length if length is not None else -(-fixed // _ALIGN) * _ALIGN
+    if total < fixed:
+        raise ValueError(f"an .npy header for shape {shape} does not fit in {total} bytes")
+    body = text + b" " * (total - fixed) + b"\n"
+    return _MAGIC + struct.pack("<H", len(body)) + body
+
+
+class NpyWriter:
+    """Writes an ``.npy`` array row block by row block.
+
+    Args:
+        file: an open binary file (or archive member) positioned where the array starts.
+        row_shape: shape of one row (all axes but the first).
+        dtype: element type.
+        rows: total rows if known; ``None`` writes a provisional header that :meth:`close`
+            rewrites (``file`` must then be seekable).
+    """
+
+    def __init__(self, file: BinaryIO, row_shape: tuple[int, ...], dtype: np.dtype | type,
+                 rows: int | None = None) -> None:
+        self.file, self.row_shape, self.dtype = file, tuple(row_shape), np.dtype(dtype)
+        self.rows, self.written = rows, 0
+        self.start = file.tell() if rows is None else 0
+        header = _header((_UNKNOWN_ROWS if rows is None else rows, *self.row_shape), self.dtype)
+        self.header_length = len(header)
+        file.write(header)
+
+    def write(self, block: np.ndarray) -> None:
+        """Append rows: ``block`` of shape ``(n, *row_shape)`` (cast to the writer's dtype)."""
+        if tuple(block.shape[1:]) != self.row_shape:
+            raise ValueError(f"rows of shape {tuple(block.shape[1:])} do not match "
+                             f"{self.row_shape}")
+        self.file.write(np.ascontiguousarray(block, dtype=self.dtype).tobytes())
+        self.written += block.shape[0]
+
+    def close(self) -> int:
+        """Finish the array (the caller closes the file). Returns the number of rows written.
+
+        Raises:
+            ValueError: fewer or more rows were written than announced.
+        """
+        if self.rows is None:
+            end = self.file.tell()
+            self.file.seek(self.start)
+            self.file.write(_header((self.written, *self.row_shape), self.dtype,
+                                    self.header_length))
+            self.file.seek(end)
+        elif self.written != self.rows:
+            raise ValueError(f"{self.written} rows were written, {self.rows} announced")
+        return self.written
+
+
+class NpyReader:
+    """Reads an array stored in an ``.npz`` member sequentially, a block of rows at a time.
+
+    Attributes:
+        shape, dtype: of the whole stored array.
+    """
+
+    def __init__(self, path: str | Path, key: str) -> None:
+        self.zip = zipfile.ZipFile(path)
+        self.file = self.zip.open(f"{key}.npy")
+        version = np.lib.format.read_magic(self.file)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(self.file)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(self.file)
+        if fortran:
+            raise UserError(f"{str(path)!r}: {key!r} is stored in Fortran order; save it with "
+                            "numpy.savez from a C-ordered array")
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        self.ndim = len(self.shape)
+        self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+
+    def read(self, rows: int) -> np.ndarray:
+        """The next ``rows`` rows (fewer at the end of the array)."""
+        data = self.file.read(rows * self.row_bytes)
+        n = len(data) // self.row_bytes
+        return np.frombuffer(data, dtype=self.dtype).reshape(n, *self.shape[1:])
+
+    def close(self) -> None:
+        self.file.close()
+        self.zip.close()
+
+
+def open_npz(path: str | Path, keys: tuple[str, ...], required: str, what: str = "file"
+             ) -> dict[str, NpyReader]:
+    """Readers for the members ``keys`` present in an ``.npz`` archive.
+
+    Raises:
+        UserError: the file is missing, is not an ``.npz`` archive, or lacks ``required``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} {str(path)!r} does not exist")
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = [n[:-4] for n in z.namelist() if n.endswith(".npy")]
+    except zipfile.BadZipFile:
+        raise UserError(f"{str(path)!r} is not an .npz file") from None
+    if required not in names:
+        raise UserError(f"{what} {str(path)!r} has no {required!r} array (it holds: "
+                        f"{', '.join(names) or 'nothing'})")
+    return {k: NpyReader(path, k) for k in keys if k in names}
