@@ -1,0 +1,237 @@
+"""Reading configs: presets and YAML files, dotted overrides, type checks, and writing them back.
+
+Presets live in ``hvrnn/configs/<name>.yaml`` and list only what differs from the defaults; a
+preset may start from another with ``base: <preset>``. Values are checked against the field
+types; unknown keys and wrong types raise :class:`ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hvrnn.config.checks import ConfigError
+from hvrnn.config.migration import migrate, renamed_key
+from hvrnn.config.models import MODEL_CONFIGS, model_config_class
+from hvrnn.config.sections import DataConfig, EvalConfig, ExperimentConfig, TrainConfig
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
+SECTIONS = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
+
+
+# --------------------------------------------------------------------------------------------
+# Types
+# --------------------------------------------------------------------------------------------
+
+
+def _coerce_scalar(value: Any, tp: type, key: str) -> Any:
+    expected = {bool: "true/false", int: "an integer", float: "a number", str: "a string"}[tp]
+    if tp is float and isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    ok = {bool: isinstance(value, bool),
+          int: isinstance(value, int) and not isinstance(value, bool),
+          float: isinstance(value, (int, float)) and not isinstance(value, bool),
+          str: isinstance(value, str) or value is None}[tp]
+    if not ok:
+        raise ConfigError(f"{key}={value!r} has the wrong type: expected {expected}")
+    return float(value) if tp is float else ("" if value is None else value)
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Convert a YAML value to the annotated field type, or raise ConfigError."""
+    origin = typing.get_origin(tp)
+    if tp in (bool, int, float, str):
+        return _coerce_scalar(value, tp, key)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}={value!r} has the wrong type: expected a list")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], key) for v in value)
+        if len(value) != len(args):
+            raise ConfigError(f"{key}={value!r} has the wrong length: expected {len(args)}")
+        return tuple(_coerce(v, a, key) for v, a in zip(value, args, strict=True))
+    if origin in (typing.Union, types.UnionType):
+        for a in typing.get_args(tp):
+            try:
+                return _coerce(value, a, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}={value!r} has the wrong type: expected {tp}")
+    raise ConfigError(f"{key}: unsupported field type {tp}")
+
+
+def _unknown_key(cls: type, key: str, names: set[str], prefix: str) -> ConfigError:
+    where = f"{prefix}.{key}"
+    others = sorted(kind for kind, other in MODEL_CONFIGS.items() if other is not cls
+                    and key in {f.name for f in dataclasses.fields(other)})
+    if prefix == "model" and others:
+        return ConfigError(f"{where!r} is not a setting of model.kind={cls().kind} (it belongs "
+                           f"to model.kind={', '.join(others)})")
+    close = sorted(n for n in names if n.startswith(key[:3]))
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    return ConfigError(f"unknown config key {where!r}{hint}")
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix} must be a mapping, got {data!r}")
+    settable = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("derived")}
+    for k in data:
+        if k not in settable:
+            raise _unknown_key(cls, k, set(settable), prefix)
+    hints = typing.get_type_hints(cls)
+    return cls(**{name: _coerce(data[name], hints[name], f"{prefix}.{name}")
+                  for name in settable if name in data})
+
+
+def _build_experiment(data: dict[str, Any]) -> ExperimentConfig:
+    known = {"name", "model", *SECTIONS}
+    for k in data:
+        if k not in known:
+            raise ConfigError(f"unknown config key {k!r} (sections: {', '.join(sorted(known))})")
+    model = data.get("model") or {}
+    if not isinstance(model, dict):
+        raise ConfigError(f"model must be a mapping, got {model!r}")
+    sections = {name: _build(cls, data.get(name), name) for name, cls in SECTIONS.items()}
+    sections["model"] = _build(model_config_class(model.get("kind", "hvrnn")), model, "model")
+    return ExperimentConfig(name=_coerce(data.get("name", "experiment"), str, "name"),
+                            **sections)
+
+
+# --------------------------------------------------------------------------------------------
+# Sources and overrides
+# --------------------------------------------------------------------------------------------
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} must look like section.key=value")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not p for p in key.split(".")):
+        raise ConfigError(f"override {item!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {item!r}: cannot parse value ({exc})") from None
+    return renamed_key(key).split("."), value
+
+
+def _apply_override(data: dict[str, Any], item: str) -> None:
+    path, value = _parse_override(item)
+    node = data
+    for part in path[:-1]:
+        nxt = node.get(part)
+        if nxt is None:
+            nxt = node[part] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"override {item!r}: {part!r} is not a section")
+        node = nxt
+    node[path[-1]] = value
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping")
+    return data
+
+
+def resolve_source(name_or_path: str | Path) -> dict[str, Any]:
+    """Raw dict of a preset name or a YAML path, ``base: <preset>`` chains followed.
+
+    A preset that sets another ``model.kind`` than its base does not inherit the base's model
+    section (the settings of one kind do not apply to another).
+    """
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists() or "/" in str(name_or_path):
+        if not p.exists():
+            raise ConfigError(f"config file {str(p)!r} does not exist")
+        data, default_name = _read_yaml(p), p.stem
+    else:
+        preset = PRESET_DIR / f"{name_or_path}.yaml"
+        if not preset.exists():
+            raise ConfigError(
+                f"unknown config {str(name_or_path)!r}: not a file and not a preset "
+                f"({', '.join(preset_names())})")
+        data, default_name = _read_yaml(preset), str(name_or_path)
+    name = data.get("name", default_name)  # a derived preset keeps its own name
+    base = data.pop("base", None)
+    if base:
+        parent = resolve_source(base)
+        kind = (data.get("model") or {}).get("kind")
+        if kind is not None and kind != (parent.get("model") or {}).get("kind", "hvrnn"):
+            parent.pop("model", None)
+        data = _deep_merge(parent, data)
+    data["name"] = name
+    return data
+
+
+def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def config_from_dict(data: dict[str, Any], overrides: list[str] | tuple[str, ...] = (), *,
+                     warn: bool = True) -> ExperimentConfig:
+    """Build and validate an :class:`ExperimentConfig` from a plain dict.
+
+    Dicts of earlier layouts are migrated first (:mod:`hvrnn.config.migration`); ``warn``
+    controls the deprecation messages of old key names.
+    """
+    data = migrate(data, warn)
+    for item in overrides:
+        _apply_override(data, item)
+    cfg = _build_experiment(migrate(data, warn))
+    cfg.validate()
+    return cfg
+
+
+def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()
+                ) -> ExperimentConfig:
+    """Load a preset (``configs/<name>.yaml``) or YAML file and apply dotted overrides.
+
+    Args:
+        name_or_path: preset name such as ``"smmnist64"`` or a path to a YAML file.
+        overrides: ``["model.n_z=20", "train.batch_size=8"]``; values are parsed as YAML.
+
+    Returns:
+        A frozen, validated :class:`ExperimentConfig`.
+
+    Raises:
+        ConfigError: unknown key, wrong type, or an inconsistent value (named in the message).
+    """
+    return config_from_dict(resolve_source(name_or_path), overrides)
+
+
+def save_config(cfg: ExperimentConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -1,0 +1,172 @@
+"""The data, train and eval sections, the loss settings, and the experiment that holds them.
+
+Every option is defined once, here or in :mod:`hvrnn.config.models`, as a dataclass field with a
+default. Values derived from others (sequence length, the loss settings, the model's image
+geometry) are computed, never read from a file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from hvrnn.config.checks import ConfigError, check
+from hvrnn.config.models import Geometry, HVRNNConfig, ModelConfig
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which dataset, where it is, and how clips are cut (docs/data.md). The image geometry
+    (``n_ctx``, ``image_size``, ``channels``) is set here only; the model gets it from here."""
+
+    name: str = "smmnist"  # smmnist | bair | cityscapes | kth | videos
+    root: str = "data/smmnist"
+    image_size: int = 64
+    channels: int = 1
+    n_ctx: int = 5
+    n_pred: int = 10
+    num_digits: int = 2  # smmnist only
+    deterministic: bool = False  # smmnist: no random bounce (classic Moving MNIST)
+    train_length: int = 0  # items per training epoch; 0 = dataset default
+    seed: int = 0
+    num_workers: int = 2
+
+    @property
+    def seq_len(self) -> int:
+        return self.n_ctx + self.n_pred
+
+    @property
+    def geometry(self) -> Geometry:
+        return Geometry(self.n_ctx, self.image_size, self.channels)
+
+    def validate(self) -> None:
+        check(self.n_ctx >= 1, "data.n_ctx", self.n_ctx, "at least 1 context frame")
+        check(self.n_pred >= 1, "data.n_pred", self.n_pred, "at least 1 predicted frame")
+        check(self.channels in (1, 3), "data.channels", self.channels, "1 or 3")
+        check(self.image_size >= 8, "data.image_size", self.image_size, ">= 8")
+        check(self.num_workers >= 0, "data.num_workers", self.num_workers, ">= 0")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and run control (docs/design.md section 4, docs/training.md)."""
+
+    batch_size: int = 16  # per process
+    max_steps: int = 200_000
+    lr: float = 1e-4
+    weight_decay: float = 1e-4  # coupled L2 (torch.optim.Adam), as the official runs
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    lr_warmup_steps: int = 0  # linear warm-up to the scaled lr (multi-GPU runs)
+    lr_scale_by_batch: bool = True  # linear scaling: lr * global_batch / 16
+    kl_beta: float = 1.0  # weight of the KL in the loss (1 = the ELBO)
+    beta_warmup_steps: int = 0  # 0 = constant kl_beta
+    # Free bits (Kingma et al. 2016): in the loss only, each level's KL per predicted frame
+    # (batch mean, nats) counts as at least this much, so a level cannot collapse to the prior
+    # early. 0 = the plain ELBO (the paper). Reported KL and negative ELBO are never clamped.
+    free_bits: float = 0.0
+    grad_clip: float = 0.0  # 0 = no clipping (grad norm is still logged)
+    amp: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | none
+    compile: bool = False
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 1000
+    log_every: int = 50
+    val_every: int = 1000
+    val_batches: int = 2
+    val_n_samples: int = 5
+    image_every: int = 1000
+    keep_checkpoints: int = 3
+
+    def validate(self) -> None:
+        check(self.batch_size >= 1, "train.batch_size", self.batch_size, ">= 1")
+        check(self.max_steps >= 0, "train.max_steps", self.max_steps, ">= 0")
+        check(self.lr > 0, "train.lr", self.lr, "> 0")
+        check(self.amp in ("auto", "bf16", "none"), "train.amp", self.amp, "auto, bf16 or none")
+        check(self.checkpoint_every >= 1, "train.checkpoint_every", self.checkpoint_every, ">= 1")
+        check(self.grad_clip >= 0, "train.grad_clip", self.grad_clip, ">= 0")
+        check(self.free_bits >= 0, "train.free_bits", self.free_bits, ">= 0")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Defaults of ``hvrnn sample`` and ``hvrnn evaluate`` (docs/evaluation.md). A value of 0 or
+    "" leaves the choice to the protocol (or to the command line)."""
+
+    protocol: str = ""  # the protocol id of this experiment (hvrnn.evaluation.PROTOCOLS)
+    n_samples: int = 0  # samples per sequence; 0 = the protocol's
+    horizon: int = 0  # frames drawn by `hvrnn sample`; 0 = data.n_pred
+    temperature: float = 1.0  # prior variance multiplier when sampling
+    batch_size: int = 8  # sequences per sampling batch
+    seed: int = 0  # seed of the validation samples drawn during training
+    max_sequences: int = 0  # score only the first sequences; 0 = the protocol's
+    lpips_weights: str = ""  # LPIPS weights folder or backbone file; "" = no LPIPS
+    i3d_weights: str = ""  # I3D weights; "" = no FVD
+
+    def validate(self) -> None:
+        check(self.n_samples >= 0, "eval.n_samples", self.n_samples, ">= 0")
+        check(self.horizon >= 0, "eval.horizon", self.horizon, ">= 0")
+        check(self.temperature >= 0, "eval.temperature", self.temperature, ">= 0")
+        check(self.max_sequences >= 0, "eval.max_sequences", self.max_sequences, ">= 0")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """What training minimises and evaluation reports, in one object (docs/design.md section 2).
+
+    Built by :attr:`ExperimentConfig.loss` from ``model.likelihood``, ``model.kl_estimator``,
+    ``train.kl_beta``, ``train.beta_warmup_steps`` and ``train.free_bits``.
+    """
+
+    likelihood: str = "bce"
+    kl_estimator: str = "analytic"
+    kl_beta: float = 1.0
+    kl_warmup_steps: int = 0
+    free_bits: float = 0.0
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A whole experiment. Construction hands the data section's image geometry to the model
+    section (also after ``dataclasses.replace``), so the two can never disagree."""
+
+    name: str = "experiment"
+    model: ModelConfig = field(default_factory=HVRNNConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        if self.model.geometry != self.data.geometry:
+            object.__setattr__(self, "model",
+                               dataclasses.replace(self.model, geometry=self.data.geometry))
+
+    @property
+    def loss(self) -> LossConfig:
+        return LossConfig(likelihood=self.model.likelihood,
+                          kl_estimator=self.model.kl_estimator, kl_beta=self.train.kl_beta,
+                          kl_warmup_steps=self.train.beta_warmup_steps,
+                          free_bits=self.train.free_bits)
+
+    def validate(self) -> None:
+        self.data.validate()
+        self.model.validate()
+        self.train.validate()
+        self.eval.validate()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (lists for tuples), without derived fields: what files store."""
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def _plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if not f.metadata.get("derived")}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+__all__ = ["ConfigError", "DataConfig", "EvalConfig", "ExperimentConfig", "LossConfig",
+           "TrainConfig"]
