@@ -18,9 +18,10 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import emit, machine, peak_rss_mb  # noqa: E402
+from official_sampler import rerun_rollout  # noqa: E402
 
 import hvrnn  # noqa: E402
-from hvrnn.sampling import rerun_rollout, rollout  # noqa: E402
+from hvrnn.sampling import rollout  # noqa: E402
 
 
 def main() -> None:

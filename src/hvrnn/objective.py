@@ -1,14 +1,19 @@
-"""The ELBO terms (SPEC 2). Reductions are written out: sum over C, H, W, T; mean over B."""
+"""The ELBO of the paper (supplementary A.1, Eq. 5) as named loss terms.
+
+Reductions are written out: sum over C, H, W and T, mean over B (docs/design.md section 2).
+"""
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from hvrnn.model.base import VRNNOutput
+if TYPE_CHECKING:  # the model layer builds on this module, not the other way round
+    from hvrnn.model.base import VRNNOutput
 
 
 def reconstruction_nll(logits: Tensor, target: Tensor, likelihood: str) -> Tensor:
@@ -55,7 +60,8 @@ def kl_per_level_step(output: VRNNOutput, estimator: str = "analytic") -> list[T
 
 
 def kl_weight(step: int, beta: float = 1.0, warmup_steps: int = 0) -> float:
-    """beta, optionally ramped linearly from 0 over ``warmup_steps`` iterations (SPEC 2)."""
+    """beta, optionally ramped linearly from 0 over ``warmup_steps`` iterations (docs/design.md
+    section 4)."""
     if warmup_steps <= 0:
         return float(beta)
     return float(beta) * min(1.0, step / warmup_steps)

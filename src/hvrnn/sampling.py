@@ -3,7 +3,7 @@
 Each generated frame is encoded once, all recurrent states are carried forward, the posterior is
 never evaluated, and the N samples of a context are drawn together along the batch axis. The
 frame fed back (and returned) is the mean of the pixel likelihood, never a pixel-noise sample
-(SPEC 1).
+(docs/design.md section 1).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
-from hvrnn.model.base import VideoModel, latent_noise
+from hvrnn.model.base import VideoModel
 
 
 @torch.no_grad()
@@ -58,33 +58,3 @@ def sample(model: VideoModel, context: Tensor, horizon: int = 28, n_samples: int
            use_mean: bool = False) -> Tensor:
     """Public entry point (API.md): same as :func:`rollout`. -> (B, S, horizon, C, H, W)."""
     return rollout(model, context, horizon, n_samples, generator, temperature, use_mean)
-
-
-@torch.no_grad()
-def rerun_rollout(model: VideoModel, context: Tensor, horizon: int, n_samples: int = 1,
-                  generator: torch.Generator | None = None,
-                  max_passes: int | None = None) -> Tensor:
-    """The official procedure (``train_fns.sample_pass``), kept only as a benchmark baseline.
-
-    The whole clip of K + ``horizon`` frames (future frames zero-filled, then replaced by the
-    predictions made so far) is re-encoded and every network re-run for each new frame, keeping
-    one output frame per pass; all past latents are redrawn at every pass, so it is neither
-    linear in the horizon nor exact ancestral sampling. Every pass costs the same, so
-    ``max_passes`` lets a benchmark time a few passes and scale.
-
-    Returns (B, S, horizon, C, H, W) (frames after ``max_passes`` stay zero).
-    """
-    from hvrnn.model.hvrnn import HierarchicalVRNN
-
-    if not isinstance(model, HierarchicalVRNN):
-        raise TypeError("rerun_rollout is defined for HierarchicalVRNN only")
-    model.eval()
-    b, k = context.shape[:2]
-    ctx = context.repeat_interleave(n_samples, dim=0)  # (B * S, K, C, H, W)
-    clip = torch.cat([ctx, ctx.new_zeros(ctx.shape[0], horizon, *ctx.shape[2:])], dim=1)
-    for t in range(horizon if max_passes is None else min(horizon, max_passes)):
-        eps = None if generator is None else latent_noise(model.cfg, clip.shape[0], horizon,
-                                                          generator, clip.device)
-        clip[:, k + t] = model(clip, eps, from_prior=True).mean[:, t]
-    return rearrange(clip[:, k:], "(b s) t c h w -> b s t c h w", b=b)
-

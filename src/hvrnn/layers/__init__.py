@@ -1,6 +1,7 @@
 """Generic building blocks with no VRNN knowledge."""
 
-from hvrnn.layers.conv import ConvNormAct, InitNet, ResBlock, UpConv, conv2d
+from hvrnn.layers.conv import ConvNormAct, ConvOn1x1, InitNet, ResBlock, UpConv, conv2d
 from hvrnn.layers.convlstm import ConvLSTMCell, LSTMState
 
-__all__ = ["ConvLSTMCell", "ConvNormAct", "InitNet", "LSTMState", "ResBlock", "UpConv", "conv2d"]
+__all__ = ["ConvLSTMCell", "ConvNormAct", "ConvOn1x1", "InitNet", "LSTMState", "ResBlock",
+           "UpConv", "conv2d"]

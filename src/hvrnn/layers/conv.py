@@ -1,5 +1,8 @@
-"""Convolutional blocks (SPEC 3.1). All of them act on single frames (N, C, H, W); callers fold
-time into the batch, so every normalisation is per frame and never leaks across time."""
+"""Convolutional blocks (docs/design.md section 3.1).
+
+All of them act on single frames (N, C, H, W); callers fold time into the batch, so every
+normalisation is per frame and never leaks across time.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +10,43 @@ import torch
 from torch import Tensor, nn
 
 
+class ConvOn1x1(nn.Conv2d):
+    """A same-padded ``kernel`` x ``kernel`` convolution whose input is always a 1x1 map.
+
+    On a 1x1 map only the centre tap of a k x k kernel ever meets an input pixel; the others
+    multiply padding. With ``center_tap`` the convolution is built as 1x1 (the same function,
+    1/k^2 of the weights), initialised with the fan-in of the full kernel so that the initial
+    distribution is unchanged (docs/design.md section 3.10); without it, it keeps the k x k
+    kernel of the official code, whose other taps are inert (see ``inert_weights``).
+
+    Attributes:
+        nominal_kernel: k, the kernel size the convolution stands for.
+    """
+
+    def __init__(self, cin: int, cout: int, kernel: int, *, bias: bool = True,
+                 center_tap: bool = False):
+        built = 1 if center_tap else kernel
+        super().__init__(cin, cout, built, padding=built // 2, bias=bias)
+        self.nominal_kernel = kernel
+        if center_tap and kernel > 1:
+            with torch.no_grad():  # default bound is 1/sqrt(fan_in); use the k*k fan-in instead
+                self.weight.mul_(1.0 / kernel)
+                if bias:
+                    self.bias.mul_(1.0 / kernel)
+
+    @property
+    def inert_weights(self) -> int:
+        """Weights that never receive a gradient: all taps but the centre one of each kernel."""
+        taps = self.kernel_size[0] * self.kernel_size[1]
+        return self.weight.numel() // taps * (taps - 1)
+
+
 def conv2d(cin: int, cout: int, kernel: int, *, bias: bool = True, sees_1x1: bool = False,
            center_tap: bool = False) -> nn.Conv2d:
-    """A same-padded convolution.
-
-    A ``kernel``x``kernel`` convolution that only ever sees 1x1 maps uses its centre tap alone.
-    With ``center_tap`` it is built as a 1x1 convolution (same function, 1/9 of the weights),
-    initialised with the fan-in of the full kernel so the initial distribution is unchanged
-    (SPEC 3.10). Such modules are tagged ``sees_1x1`` so the inert weights can be counted.
-    """
-    if sees_1x1 and center_tap and kernel > 1:
-        conv = nn.Conv2d(cin, cout, 1, bias=bias)
-        with torch.no_grad():  # default bound is 1/sqrt(fan_in); use the k*k fan-in instead
-            conv.weight.mul_(1.0 / kernel)
-            if bias:
-                conv.bias.mul_(1.0 / kernel)
-    else:
-        conv = nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=bias)
-    conv.sees_1x1 = sees_1x1
-    return conv
+    """A same-padded convolution; :class:`ConvOn1x1` when its input is always a 1x1 map."""
+    if sees_1x1:
+        return ConvOn1x1(cin, cout, kernel, bias=bias, center_tap=center_tap)
+    return nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=bias)
 
 
 class ResBlock(nn.Module):
@@ -69,7 +90,7 @@ class UpConv(nn.Sequential):
 
 
 class InitNet(nn.Module):
-    """Initial ConvLSTM state from the K context feature maps (SPEC 3.1, 3.5).
+    """Initial ConvLSTM state from the K context feature maps (docs/design.md sections 3.1, 3.5).
 
     ``(B, K, C, H, W)`` -> concat on channels (K*C) -> 1x1 ConvNormAct -> 1x1 conv (2*hid)
     -> GroupNorm(out_groups); first half is h0, second half c0.

@@ -1,5 +1,8 @@
-"""Normalised ConvLSTM cell (SPEC 3.1), split so that the input-to-hidden convolution can be run
-over every time step at once and only the recurrent half steps."""
+"""Normalised ConvLSTM cell (docs/design.md section 3.1).
+
+It is split so that the input-to-hidden convolution can run over every time step at once and
+only the recurrent half steps.
+"""
 
 from __future__ import annotations
 

@@ -2,27 +2,48 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from torch import nn
 
-from hvrnn.config import ConfigError, ModelConfig
+from hvrnn.config import ConfigError, DataConfig, ModelConfig, model_config_class
 from hvrnn.model import hvrnn as _hvrnn  # noqa: F401  (registers "hvrnn")
 from hvrnn.model import svg as _svg  # noqa: F401  (registers "svg_lp")
-from hvrnn.model.base import StepOutput, VideoModel, VRNNOutput
+from hvrnn.model.base import (
+    RecurrentState,
+    StepOutput,
+    VideoModel,
+    VRNNOutput,
+    count,
+    latent_noise,
+)
 from hvrnn.model.registry import MODEL_REGISTRY, register_model
 
-__all__ = ["MODEL_REGISTRY", "StepOutput", "VRNNOutput", "VideoModel", "build_model",
-           "count_parameters", "register_model"]
+__all__ = ["MODEL_REGISTRY", "RecurrentState", "StepOutput", "VRNNOutput", "VideoModel",
+           "build_model", "count_parameters", "latent_noise", "register_model"]
 
 
-def build_model(cfg: ModelConfig) -> VideoModel:
-    """Build the model of kind ``cfg.kind`` from its config section alone.
+def build_model(cfg: ModelConfig, data: DataConfig | None = None) -> VideoModel:
+    """Build the model of kind ``cfg.kind`` from its config section.
+
+    Args:
+        cfg: a model section as :func:`hvrnn.load_config` makes it (it carries the image
+            geometry of its experiment's data section).
+        data: a data section to take the image geometry from instead.
 
     Raises:
-        ConfigError: unknown ``model.kind`` or an invalid value (named in the message).
+        ConfigError: unknown ``model.kind``, a section of another kind's class, or an invalid
+            value (named in the message).
     """
     if cfg.kind not in MODEL_REGISTRY:
         raise ConfigError(f"model.kind={cfg.kind!r} is invalid: expected one of "
                           f"{sorted(MODEL_REGISTRY)}")
+    expected = model_config_class(cfg.kind)
+    if not isinstance(cfg, expected):
+        raise ConfigError(f"model.kind={cfg.kind!r} needs a {expected.__name__} section, got "
+                          f"{type(cfg).__name__}")
+    if data is not None:
+        cfg = dataclasses.replace(cfg, geometry=data.geometry)
     cfg.validate()
     return MODEL_REGISTRY[cfg.kind](cfg)
 
@@ -31,4 +52,4 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
     """``{"total": n, "<component>": n, ...}``; components as the model defines them."""
     if isinstance(model, VideoModel):
         return model.component_parameters()
-    return {"total": sum(p.numel() for p in model.parameters())}
+    return {"total": count(model.parameters())}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from hvrnn.layers import ConvOn1x1
+
 
 def to_center_taps(state_dict: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
     """Adapt a state dict saved with ``center_tap_1x1=False`` to ``model`` (built with it on).
@@ -13,7 +15,7 @@ def to_center_taps(state_dict: dict[str, Tensor], model: nn.Module) -> dict[str,
     """
     out = dict(state_dict)
     for name, module in model.named_modules():
-        if getattr(module, "sees_1x1", False) and module.kernel_size == (1, 1):
+        if isinstance(module, ConvOn1x1) and module.kernel_size == (1, 1):
             key = f"{name}.weight"
             w = state_dict[key]
             if w.shape[-1] > 1:

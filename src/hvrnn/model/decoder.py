@@ -1,5 +1,8 @@
-"""ConvLSTM decoder / likelihood network (SPEC 3.3): one ConvLSTM block per resolution, coarse to
-fine, with each latent concatenated to the input of the block of its resolution."""
+"""ConvLSTM decoder, the likelihood network p(x_t | z_<=t, x_<t, c) (docs/design.md section 3.3).
+
+One ConvLSTM block per resolution, coarse to fine; each latent level is concatenated to the input
+of the block of its resolution.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +11,15 @@ from einops import rearrange
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from hvrnn.config import ModelConfig
+from hvrnn.config import HVRNNConfig
 from hvrnn.layers import ConvLSTMCell, ConvNormAct, InitNet, LSTMState, UpConv
+from hvrnn.model.encoder import Features, features_1x1
 
 
 class DecoderBlock(nn.Module):
     """[concat latent] -> ConvLSTM -> up-sampling (or, at full resolution, the output head)."""
 
-    def __init__(self, cfg: ModelConfig, resolution: int, cin: int, latent_ch: int,
+    def __init__(self, cfg: HVRNNConfig, resolution: int, cin: int, latent_ch: int,
                  next_resolution: int | None):
         super().__init__()
         hid = cfg.width(resolution)
@@ -43,16 +47,26 @@ class DecoderBlock(nn.Module):
         state = self.lstm.step(self.lstm.input_gates(x), state)
         return self.out(state.h), state
 
+    def block_input(self, x: Tensor, feats: Features, z: dict[int, Tensor]) -> Tensor:
+        """The block's input: x, then the latent of its resolution, then (``frame_skips``) the
+        encoder features of x_{t-1}; concatenated on channels (axis -3, with or without T)."""
+        parts = [x]
+        if self.resolution in z:
+            parts.append(z[self.resolution].to(x.dtype))
+        if self.skip_ch:
+            parts.append(feats[self.resolution].to(x.dtype))
+        return torch.cat(parts, dim=-3) if len(parts) > 1 else x
+
 
 class ConvLSTMDecoder(nn.Module):
     """Input at step t: the 1x1 features of x_{t-1}; output: logits of x_t (pre-sigmoid).
 
     With ``model.frame_skips`` every block above 1x1 also reads the encoder features of x_{t-1}
     at its own resolution (a departure from the paper's decoder, whose only frame input is the
-    1x1 feature; off in the paper presets, see docs/model.md).
+    1x1 feature; off in the paper presets, see docs/design.md section 7).
     """
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: HVRNNConfig):
         super().__init__()
         res = cfg.stage_resolutions[::-1]  # coarse to fine: (1, 4, 8, ..., H)
         latent = dict(zip(cfg.latent_resolutions, cfg.level_channels, strict=True))
@@ -68,12 +82,12 @@ class ConvLSTMDecoder(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.init_nets = nn.ModuleList(inits)
 
-    def init_state(self, ctx: dict[int, Tensor]) -> list[LSTMState]:
+    def init_state(self, ctx: Features) -> list[LSTMState]:
         """ctx: {resolution: (B, K, C_r, r, r)} -> one state per block."""
         return [LSTMState(*net(ctx[r])) for r, net in zip(self.resolutions, self.init_nets,
                                                           strict=True)]
 
-    def forward(self, feats: dict[int, Tensor], z: dict[int, Tensor], states: list[LSTMState]
+    def forward(self, feats: Features, z: dict[int, Tensor], states: list[LSTMState]
                 ) -> tuple[Tensor, list[LSTMState]]:
         """Whole sequence, layer-major.
 
@@ -85,12 +99,9 @@ class ConvLSTMDecoder(nn.Module):
         Returns logits (B, T, C, H, W) and the final states.
         """
         out_states = []
-        x = feats[1]
+        x = features_1x1(feats)
         for block, state in zip(self.blocks, states, strict=True):
-            if block.resolution in z:
-                x = torch.cat([x, z[block.resolution].to(x.dtype)], dim=2)
-            if block.skip_ch:
-                x = torch.cat([x, feats[block.resolution].to(x.dtype)], dim=2)
+            x = block.block_input(x, feats, z)
             if self.activation_checkpointing and torch.is_grad_enabled():
                 x, state = checkpoint(block, x, state, use_reentrant=False)
             else:
@@ -98,17 +109,13 @@ class ConvLSTMDecoder(nn.Module):
             out_states.append(state)
         return x, out_states
 
-    def step(self, feats: dict[int, Tensor], z: dict[int, Tensor], states: list[LSTMState]
+    def step(self, feats: Features, z: dict[int, Tensor], states: list[LSTMState]
              ) -> tuple[Tensor, list[LSTMState]]:
         """One step. feats: {r: (B, C_r, r, r)} of x_{t-1}; z: {r: (B, C_l, r, r)}
         -> logits (B, C, H, W)."""
         out_states = []
-        x = feats[1]
+        x = features_1x1(feats)
         for block, state in zip(self.blocks, states, strict=True):
-            if block.resolution in z:
-                x = torch.cat([x, z[block.resolution].to(x.dtype)], dim=1)
-            if block.skip_ch:
-                x = torch.cat([x, feats[block.resolution].to(x.dtype)], dim=1)
-            x, state = block.step(x, state)
+            x, state = block.step(block.block_input(x, feats, z), state)
             out_states.append(state)
         return x, out_states

@@ -1,11 +1,20 @@
-"""Frame encoder (SPEC 3.2), shared by the decoder, the priors and the posteriors."""
+"""Frame encoder (docs/design.md section 3.2), shared by the decoder, the priors and the
+posteriors."""
 
 from __future__ import annotations
 
 from torch import Tensor, nn
 
-from hvrnn.config import ModelConfig
+from hvrnn.config import HVRNNConfig
 from hvrnn.layers import ResBlock
+
+Features = dict[int, Tensor]
+"""Encoder features of frames by resolution: ``{r: (..., C_r, r, r)}`` for every stage."""
+
+
+def features_1x1(feats: Features) -> Tensor:
+    """The 1x1 features (stage E5): the decoder's frame input and the top latent level's."""
+    return feats[1]
 
 
 class FrameEncoder(nn.Module):
@@ -15,7 +24,7 @@ class FrameEncoder(nn.Module):
     E5 (512, 1). The 1x1 stage is a 4x4 max-pool (global max) followed by two ResBlocks.
     """
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: HVRNNConfig):
         super().__init__()
         res = cfg.stage_resolutions  # finest first, e.g. (64, 32, 16, 8, 4, 1)
         self.resolutions = res
@@ -35,7 +44,7 @@ class FrameEncoder(nn.Module):
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.ModuleList(stages)
 
-    def forward(self, x: Tensor) -> dict[int, Tensor]:
+    def forward(self, x: Tensor) -> Features:
         """x: (N, C, H, W) in [0, 1] -> {resolution: (N, C_r, r, r)} for every stage."""
         feats = {}
         for r, stage in zip(self.resolutions, self.stages, strict=True):

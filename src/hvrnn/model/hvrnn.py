@@ -1,22 +1,44 @@
-"""Hierarchical conditional VRNN (Castrejon, Ballas, Courville, ICCV 2019; SPEC sections 2-3).
+"""Hierarchical conditional VRNN (Castrejon, Ballas, Courville, "Improved Conditional VRNNs for
+Video Prediction", ICCV 2019).
 
-Notation: K context frames c_1..c_K, T future frames x_1..x_T, x_0 := c_K. Each step has L
-latent levels z_t = (z_t^1..z_t^L), coarsest first.
+Notation: K context frames c = (c_1..c_K), T future frames x_1..x_T, x_0 := c_K. Each step has
+L latent levels z_t = (z_t^1, ..., z_t^L), coarsest first; level l is a map of C_l x r_l x r_l
+(``latent_resolutions`` r_l, e.g. 1, 8 and 32 for 64x64 frames).
 
-    prior      p(z_t^l | z_t^{<l}, x_{<t}, c)   reads E(x_{t-1}) through its own ConvLSTM
-    posterior  q(z_t^l | z_t^{<l}, x_{<=t}, c)  reads E(x_t) through its own ConvLSTM
-    decoder    p(x_t | z_{<=t}, x_{<t}, c)      reads E5(x_{t-1}) and z_t^l at their resolutions
+The prior (supplementary material, Eq. 7) and the approximate posterior (Eq. 8) factorise over
+the levels, each level conditioned on the levels above it in the same step::
 
-All ConvLSTM states start from InitNets over the context features of the same resolution. The
-upper-level latents z_t^{<l} enter the posterior head (always) and the prior head (when
-``prior_dense``), up-sampled with nearest neighbour.
+    p(z_t | z_<t, x_<t, c)  = prod_l p(z_t^l | z_t^<l, z_<t^l, x_<t, c)
+    q(z_t | z_<t, x_<=t, c) = prod_l q(z_t^l | z_t^<l, z_<t^l, x_<=t, c)
+
+(Eq. 8 prints z_<=t^l; a variable cannot condition on itself, so we read z_<t^l.) The frames
+follow p(x_t | z_<=t, x_<t, c), and the ELBO (Eq. 5, derived in supplementary A.1 from the VRNN
+bound of Eq. 6) is::
+
+    log p(x | c) >= sum_t E_q[ log p(x_t | z_<=t, x_<t, c) ]
+                    - sum_t sum_l E_q(z_t^<l)[ KL( q(z_t^l | ...) || p(z_t^l | ...) ) ]
+
+:func:`hvrnn.objective.elbo_terms` computes it from the :class:`VRNNOutput` of :meth:`forward`:
+the KL of level l is taken with the upper levels z_t^<l drawn from the posterior.
+
+How the networks realise the conditioning (docs/design.md section 2):
+
+    prior l      ConvLSTM over E(x_0..x_{t-1}) at r_l; its head reads z_t^<l if prior_dense
+    posterior l  ConvLSTM over E(x_1..x_t) at r_l; its head always reads z_t^<l
+    decoder      one ConvLSTM per resolution; input E(x_{t-1}) at 1x1, z_t^l joins at r_l
+
+Past latents z_<t reach every network through its recurrent state, and every state starts from
+an InitNet over the context features of its resolution. "Dense connectivity" is
+:func:`dense_input`: z_t^<l up-sampled (nearest neighbour) to r_l and concatenated on channels.
 
 Two execution paths share the weights:
-  * ``forward``: teacher forcing, layer-major. The encoder runs once over all K+T frames; every
-    ConvLSTM computes its input-to-hidden gates for all steps in one batch and only the
-    recurrent half steps; heads and up-sampling run batched over time.
-  * ``init_state`` / ``step``: time-major, one frame at a time, for exact ancestral sampling
-    (see ``hvrnn.sampling``). Each frame is encoded once; no posterior work unless asked for.
+
+* :meth:`HierarchicalVRNN.forward`: teacher forcing, layer-major. The encoder runs once over all
+  K + T frames; every ConvLSTM computes its input-to-hidden gates for all steps in one batch
+  and only the recurrent half steps; heads and up-sampling run batched over time.
+* ``init_state`` / ``step`` (:class:`~hvrnn.model.base.VideoModel`, with :meth:`advance` here):
+  time-major, one frame at a time, for exact ancestral sampling (:mod:`hvrnn.sampling`). Each
+  frame is encoded once; the posterior runs only when the true next frame is given.
 """
 
 from __future__ import annotations
@@ -28,85 +50,114 @@ from einops import rearrange
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from hvrnn.config import ModelConfig
-from hvrnn.layers import LSTMState
-from hvrnn.model.base import StepOutput, VideoModel, VRNNOutput
+from hvrnn.config import HVRNNConfig
+from hvrnn.distributions import DiagonalGaussian
+from hvrnn.layers import ConvOn1x1, LSTMState
+from hvrnn.model.base import RecurrentState, StepOutput, VideoModel, VRNNOutput, count
 from hvrnn.model.decoder import ConvLSTMDecoder
-from hvrnn.model.encoder import FrameEncoder
+from hvrnn.model.encoder import Features, FrameEncoder
 from hvrnn.model.latent import LatentNet
 from hvrnn.model.registry import register_model
 
 
+def upsample_nearest(z: Tensor, size: int) -> Tensor:
+    """Nearest-neighbour up-sampling of (..., C, r, r) to (..., C, size, size), r | size."""
+    r = z.shape[-1]
+    if r == size:
+        return z
+    if r == 1:
+        return z.expand(*z.shape[:-2], size, size)
+    return z.repeat_interleave(size // r, dim=-2).repeat_interleave(size // r, dim=-1)
+
+
+def dense_input(z_upper: list[Tensor], resolution: int) -> Tensor | None:
+    """Dense connectivity: the same step's upper-level latents z_t^<l for level l's head.
+
+    Args:
+        z_upper: z_t^1 .. z_t^{l-1}, each (..., C_j, r_j, r_j) (with or without a T axis).
+        resolution: r_l.
+
+    Returns:
+        (..., sum_j C_j, r_l, r_l) float32: each latent up-sampled (nearest neighbour) to r_l,
+        concatenated on channels; None for the top level (nothing above it).
+    """
+    if not z_upper:
+        return None
+    return torch.cat([upsample_nearest(z.float(), resolution) for z in z_upper], dim=-3)
+
+
 @dataclass
-class VRNNState:
-    """Everything carried between steps. Batch rows are ``b * n_samples + s``."""
+class VRNNState(RecurrentState):
+    """Everything carried between steps; batch rows are ``b * n_samples + s``.
+
+    Attributes:
+        feats_prev: encoder features of x_{t-1}, {r: (B, C_r, r, r)}, or None.
+        posterior: one ConvLSTM state per level, h and c (B, C_{r_l}, r_l, r_l), or None.
+        decoder: one ConvLSTM state per decoder block, h and c (B, C_r, r, r), coarse to fine.
+        prior: one ConvLSTM state per level, like ``posterior``.
+    """
 
     decoder: list[LSTMState]
     prior: list[LSTMState]
-    posterior: list[LSTMState] | None
-    feats_prev: dict[int, Tensor] | None  # encoder features of x_{t-1}, if already computed
-
-    def map(self, fn) -> VRNNState:
-        """Apply ``fn`` to every tensor (e.g. repeat along the batch, move device)."""
-        def lstm(states):
-            return None if states is None else [LSTMState(fn(s.h), fn(s.c)) for s in states]
-        feats = None if self.feats_prev is None else {r: fn(f) for r, f in self.feats_prev.items()}
-        return VRNNState(lstm(self.decoder), lstm(self.prior), lstm(self.posterior), feats)
 
 
 @register_model("hvrnn")
 class HierarchicalVRNN(VideoModel):
     """The hierarchical conditional VRNN; a single 1x1 level gives "Ours w/o Hier"."""
 
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        cfg.validate()
-        self.cfg = cfg
-        self.n_ctx = cfg.n_ctx
-        self.likelihood = cfg.likelihood
-        self.levels = cfg.latent_resolutions
-        self.level_channels = cfg.level_channels
+    def __init__(self, cfg: HVRNNConfig):
+        super().__init__(cfg)
+        self.latent_resolutions = cfg.latent_resolutions  # r_l, coarsest first
         self.encoder = FrameEncoder(cfg)
         self.decoder = ConvLSTMDecoder(cfg)
 
         def latent_net(level: int, dense: bool) -> LatentNet:
-            r = self.levels[level]
+            r, channels = self.latent_resolutions[level], cfg.level_channels
             return LatentNet(
-                cfg.width(r), r, self.level_channels[level],
-                sum(self.level_channels[:level]) if dense else 0, cfg.n_ctx,
-                groups=cfg.gn_groups, lstm_groups=cfg.gn_groups_lstm,
+                cfg.width(r), r, channels[level], sum(channels[:level]) if dense else 0,
+                cfg.n_ctx, groups=cfg.gn_groups, lstm_groups=cfg.gn_groups_lstm,
                 latent_groups=cfg.gn_groups_latent, center_tap=cfg.center_tap_1x1,
                 var_floor=cfg.var_floor)
 
-        self.prior = torch.nn.ModuleList(
-            [latent_net(i, cfg.prior_dense) for i in range(len(self.levels))])
-        self.posterior = torch.nn.ModuleList(
-            [latent_net(i, True) for i in range(len(self.levels))])
+        levels = range(len(self.latent_resolutions))
+        self.prior = torch.nn.ModuleList([latent_net(i, cfg.prior_dense) for i in levels])
+        self.posterior = torch.nn.ModuleList([latent_net(i, True) for i in levels])
 
     # ------------------------------------------------------------------------------------
     # Encoding
     # ------------------------------------------------------------------------------------
-    def encode(self, video: Tensor) -> dict[int, Tensor]:
+    def encode(self, video: Tensor) -> Features:
         """video: (B, T, C, H, W) -> {resolution: (B, T, C_r, r, r)}; all frames in one batch."""
         b = video.shape[0]
         feats = self.encoder(rearrange(video, "b t c h w -> (b t) c h w"))
         return {r: rearrange(f, "(b t) c h w -> b t c h w", b=b) for r, f in feats.items()}
 
+    def encode_frame(self, frame: Tensor) -> Features:
+        """frame: (B, C, H, W) -> {resolution: (B, C_r, r, r)}."""
+        return self.encoder(frame)
+
     # ------------------------------------------------------------------------------------
     # Teacher-forced pass (training)
     # ------------------------------------------------------------------------------------
-    def forward(self, video: Tensor, eps: list[Tensor] | None = None,
-                from_prior: bool = False) -> VRNNOutput:
+    def _level(self, net: LatentNet, feats: Tensor, state: LSTMState, z_upper: list[Tensor]
+               ) -> tuple[DiagonalGaussian, LSTMState]:
+        """One latent net over the sequence: feats (B, T, C_r, r, r) of the frames it reads,
+        z_upper the upper levels' (B, T, C_j, r_j, r_j) samples it is densely connected to."""
+        return net(feats, state, dense_input(z_upper, net.resolution))
+
+    def forward(self, video: Tensor, eps: list[Tensor] | None = None) -> VRNNOutput:
         """Teacher-forced pass over ``video`` (B, K + T, C, H, W) in [0, 1].
 
-        Latents come from the posterior; the prior is evaluated on the same inputs. The upper
-        levels fed to a dense prior are the posterior samples (SPEC 2, ELBO). ``from_prior``
-        draws the decoder's (and the dense heads') latents from the prior instead, as the
-        official sampler's layer-major pass does (only used to reproduce that procedure).
+        Latents come from the posterior; the prior is evaluated on the same inputs, its dense
+        heads reading the posterior samples of the upper levels (the KL terms of the ELBO).
+
+        Args:
+            eps: optional standard-normal noise of the posterior samples, one
+                (B, T, C_l, r_l, r_l) tensor per level.
 
         Returns:
             VRNNOutput with logits (B, T, C, H, W) for frames K..K+T-1, and per level the
-            prior, the posterior and the sampled z, each (B, T, C_l, r, r).
+            prior, the posterior and the sampled z, each (B, T, C_l, r_l, r_l).
         """
         k = self.n_ctx
         if video.shape[1] <= k:
@@ -118,120 +169,95 @@ class HierarchicalVRNN(VideoModel):
         def run(fn, *args):
             return checkpoint(fn, *args, use_reentrant=False) if ckpt else fn(*args)
 
-        feats = run(self.encode, video)
-        ctx = {r: f[:, :k] for r, f in feats.items()}
+        feats = run(self.encode, video)  # {r: (B, K + T, C_r, r, r)}
+        ctx = {r: f[:, :k] for r, f in feats.items()}  # c_1 .. c_K
         prev = {r: f[:, k - 1:-1] for r, f in feats.items()}  # x_0 .. x_{T-1}
         cur = {r: f[:, k:] for r, f in feats.items()}  # x_1 .. x_T
 
         priors, posteriors, zs = [], [], []
-        for i, r in enumerate(self.levels):
-            q_net, p_net = self.posterior[i], self.prior[i]
-            upper = list(zs)  # a copy: recomputation under checkpointing must see this list
-            q, _ = run(q_net, cur[r], q_net.init_state(ctx[r]), upper)
-            p, _ = run(p_net, prev[r], p_net.init_state(ctx[r]),
+        for level, r in enumerate(self.latent_resolutions):
+            q_net, p_net = self.posterior[level], self.prior[level]
+            upper = list(zs)  # z^<l, a copy: a recomputation must see the list as it is now
+            # q(z_t^l | z_t^<l, x_<=t, c), p(z_t^l | [z_t^<l], x_<t, c): (B, T, C_l, r, r)
+            q, _ = run(self._level, q_net, cur[r], q_net.init_state(ctx[r]), upper)
+            p, _ = run(self._level, p_net, prev[r], p_net.init_state(ctx[r]),
                        upper if self.cfg.prior_dense else [])
             priors.append(p)
             posteriors.append(q)
-            zs.append((p if from_prior else q).rsample(None if eps is None else eps[i].float()))
+            zs.append(q.rsample(None if eps is None else eps[level].float()))  # (B, T, C_l, r, r)
 
-        logits, _ = self.decoder(prev, dict(zip(self.levels, zs, strict=True)),
-                                 self.decoder.init_state(ctx))
+        logits, _ = self.decoder(prev, dict(zip(self.latent_resolutions, zs, strict=True)),
+                                 self.decoder.init_state(ctx))  # (B, T, C, H, W)
         return VRNNOutput(logits=logits, prior=priors, posterior=posteriors, z=zs)
 
     # ------------------------------------------------------------------------------------
     # Step API (generation)
     # ------------------------------------------------------------------------------------
-    def init_state(self, context: Tensor, n_samples: int = 1, posterior: bool = False
-                   ) -> VRNNState:
-        """State after the context. context: (B, K, C, H, W) in [0, 1].
-
-        The context is encoded once, before the N samples are repeated along the batch.
-        """
-        if context.shape[1] != self.n_ctx:
-            raise ValueError(f"context has {context.shape[1]} frames; the model was built for "
-                             f"n_ctx={self.n_ctx}")
-        ctx = self.encode(context)
-        state = VRNNState(
-            decoder=self.decoder.init_state(ctx),
-            prior=[net.init_state(ctx[r]) for net, r in zip(self.prior, self.levels,
-                                                             strict=True)],
-            posterior=[net.init_state(ctx[r]) for net, r in zip(self.posterior, self.levels,
-                                                                 strict=True)]
+    def context_state(self, context: Tensor, posterior: bool) -> VRNNState:
+        """State after the context (B, K, C, H, W): every ConvLSTM from its InitNet."""
+        ctx = self.encode(context)  # {r: (B, K, C_r, r, r)}
+        res = self.latent_resolutions
+        return VRNNState(
+            feats_prev={r: f[:, -1] for r, f in ctx.items()},  # E(x_0) = E(c_K)
+            posterior=[net.init_state(ctx[r]) for net, r in zip(self.posterior, res,
+                                                                strict=True)]
             if posterior else None,
-            feats_prev={r: f[:, -1] for r, f in ctx.items()},  # x_0 = c_K
-        )
-        if n_samples > 1:
-            state = state.map(lambda t: t.repeat_interleave(n_samples, dim=0))
-        return state
+            decoder=self.decoder.init_state(ctx),
+            prior=[net.init_state(ctx[r]) for net, r in zip(self.prior, res, strict=True)])
 
-    def step(self, state: VRNNState, x_prev: Tensor | None = None, x_next: Tensor | None = None,
-             *, generator: torch.Generator | None = None, eps: list[Tensor] | None = None,
-             temperature: float = 1.0, use_mean: bool = False) -> tuple[VRNNState, StepOutput]:
-        """Advance one frame (see :meth:`VideoModel.step`); SPEC 3.6 is the reference."""
-        if x_prev is not None:
-            fp = {r: f for r, f in self.encoder(x_prev).items()}
-        elif state.feats_prev is not None:
-            fp = state.feats_prev
-        else:
-            raise ValueError("step() needs x_prev: the state holds no features of x_{t-1}")
-        fn = None
-        if x_next is not None:
-            if state.posterior is None:
-                raise ValueError("teacher-forced step() needs init_state(..., posterior=True)")
-            fn = self.encoder(x_next)
-
+    def advance(self, state: VRNNState, feats_prev: Features, feats_next: Features | None, *,
+                eps: list[Tensor] | None, generator: torch.Generator | None,
+                temperature: float, use_mean: bool) -> tuple[VRNNState, StepOutput]:
+        """One step (docs/design.md section 3.6). feats_prev: E(x_{t-1}), feats_next: E(x_t)
+        or None, each {r: (B, C_r, r, r)}. Latents come from q when feats_next is given."""
         priors, posteriors, zs, p_states, q_states = [], [], [], [], []
-        for i, r in enumerate(self.levels):
-            p, ps = self.prior[i].step(fp[r], state.prior[i], zs if self.cfg.prior_dense else [])
-            p_states.append(ps)
-            priors.append(p)
-            e = None if eps is None else eps[i].float()
-            if fn is not None:
-                q, qs = self.posterior[i].step(fn[r], state.posterior[i], zs)
-                q_states.append(qs)
-                posteriors.append(q)
-                z = q.mean if use_mean else q.rsample(e, generator=generator)
+        for level, r in enumerate(self.latent_resolutions):
+            upper = dense_input(zs, r)  # z_t^<l: (B, sum_j C_j, r, r) or None
+            p, p_state = self.prior[level].step(feats_prev[r], state.prior[level],
+                                                upper if self.cfg.prior_dense else None)
+            priors.append(p)  # p(z_t^l | ...): (B, C_l, r, r)
+            p_states.append(p_state)
+            noise = None if eps is None else eps[level].float()
+            if feats_next is not None:
+                q, q_state = self.posterior[level].step(feats_next[r], state.posterior[level],
+                                                        upper)
+                posteriors.append(q)  # q(z_t^l | ...): (B, C_l, r, r)
+                q_states.append(q_state)
+                z = q.mean if use_mean else q.rsample(noise, generator=generator)
             else:
-                z = p.mean if use_mean else p.rsample(e, temperature, generator=generator)
-            zs.append(z)
+                z = p.mean if use_mean else p.rsample(noise, temperature, generator=generator)
+            zs.append(z)  # z_t^l: (B, C_l, r, r)
 
-        logits, d_states = self.decoder.step(fp, dict(zip(self.levels, zs, strict=True)),
-                                             state.decoder)
-        new_state = VRNNState(d_states, p_states, q_states if fn is not None else state.posterior,
-                              fn)
+        logits, d_states = self.decoder.step(  # logits of x_t: (B, C, H, W)
+            feats_prev, dict(zip(self.latent_resolutions, zs, strict=True)), state.decoder)
+        new_state = VRNNState(feats_prev=feats_next,
+                              posterior=q_states if feats_next is not None else state.posterior,
+                              decoder=d_states, prior=p_states)
         return new_state, StepOutput(logits=logits, prior=priors, posterior=posteriors, z=zs)
 
     # ------------------------------------------------------------------------------------
     # Introspection
     # ------------------------------------------------------------------------------------
     def component_parameters(self) -> dict[str, int]:
-        def n(mods) -> int:
-            return sum(p.numel() for m in mods for p in m.parameters())
-
-        def without_init(nets) -> int:
-            return n(nets) - n([x.init_net for x in nets])
+        def inits(nets) -> int:
+            return count(p for net in nets for p in net.init_net.parameters())
 
         counts = {
-            "encoder": n([self.encoder]),
-            "decoder": n([self.decoder.blocks]),
-            "decoder_init": n([self.decoder.init_nets]),
-            "prior": without_init(self.prior),
-            "prior_init": n([x.init_net for x in self.prior]),
-            "posterior": without_init(self.posterior),
-            "posterior_init": n([x.init_net for x in self.posterior]),
+            "encoder": count(self.encoder.parameters()),
+            "decoder": count(self.decoder.blocks.parameters()),
+            "decoder_init": count(self.decoder.init_nets.parameters()),
+            "prior": count(self.prior.parameters()) - inits(self.prior),
+            "prior_init": inits(self.prior),
+            "posterior": count(self.posterior.parameters()) - inits(self.posterior),
+            "posterior_init": inits(self.posterior),
         }
-        counts["total"] = sum(p.numel() for p in self.parameters())
+        counts["total"] = count(self.parameters())
         return counts
 
     def inert_parameters(self) -> int:
         """Weights of k x k kernels that only see 1x1 maps, less their centre taps (they never
         receive a gradient). 0 when ``center_tap_1x1`` builds those kernels as 1x1."""
-        total = 0
-        for m in self.modules():
-            if getattr(m, "sees_1x1", False) and m.kernel_size[0] > 1:
-                taps = m.kernel_size[0] * m.kernel_size[1]
-                total += m.weight.numel() // taps * (taps - 1)
-        return total
+        return sum(m.inert_weights for m in self.modules() if isinstance(m, ConvOn1x1))
 
 
-__all__ = ["HierarchicalVRNN", "VRNNState"]
+__all__ = ["HierarchicalVRNN", "VRNNState", "dense_input", "upsample_nearest"]

@@ -1,9 +1,12 @@
-"""Prior / posterior network for one latent level (SPEC 3.4). Built once per level and role."""
+"""Prior / posterior network for one latent level (docs/design.md section 3.4).
+
+Built once per level and role; the hierarchical VRNN hands it the up-sampled upper-level
+latents (dense connectivity) already concatenated.
+"""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
@@ -11,20 +14,11 @@ from hvrnn.distributions import DiagonalGaussian
 from hvrnn.layers import ConvLSTMCell, InitNet, LSTMState
 
 
-def upsample_to(z: Tensor, size: int) -> Tensor:
-    """Nearest-neighbour up-sampling of (N, C, r, r) to (N, C, size, size)."""
-    if z.shape[-1] == size:
-        return z
-    if z.shape[-1] == 1:
-        return z.expand(-1, -1, size, size)
-    return F.interpolate(z, size=(size, size), mode="nearest")
-
-
 class LatentNet(nn.Module):
-    """1x1 conv + GN -> ConvLSTM -> [concat up-sampled upper-level latents] -> 1x1 conv + GN.
+    """1x1 conv + GN -> ConvLSTM -> [concat upper-level latents] -> 1x1 conv + GN head.
 
-    The last GroupNorm starts with weight 0 and bias ~ N(0, 1e-3^2) (SPEC 3.7), so at
-    initialisation every head gives mean ~0 and variance ~softplus(0) = 0.693.
+    The last GroupNorm starts with weight 0 and bias ~ N(0, 1e-3^2) (docs/design.md section 3.7),
+    so at initialisation every head gives mean ~0 and variance ~softplus(0) = 0.693.
 
     Args:
         width: channels of the encoder stage it reads (also its ConvLSTM width).
@@ -56,23 +50,23 @@ class LatentNet(nn.Module):
     def _gates(self, x: Tensor) -> Tensor:
         return self.lstm.input_gates(self.in_norm(self.in_conv(x)))
 
-    def _dist(self, h: Tensor, dense: list[Tensor]) -> DiagonalGaussian:
+    def _dist(self, h: Tensor, upper: Tensor | None) -> DiagonalGaussian:
         h = h.float()
-        if dense:
-            h = torch.cat([h] + [upsample_to(z.float(), self.resolution) for z in dense], dim=1)
+        if upper is not None:
+            h = torch.cat([h, upper.float()], dim=1)
         # The head, the softplus and everything downstream stay in float32 under autocast
-        # (log(softplus(.)) underflows early in half precision; SPEC 8.4).
+        # (log(softplus(.)) underflows early in half precision; docs/design.md section 7).
         with torch.autocast(h.device.type, enabled=False):
             raw = self.head_norm(self.head(h))
         return DiagonalGaussian.from_raw(raw, dim=1, var_floor=self.var_floor)
 
-    def forward(self, x: Tensor, state: LSTMState, dense: list[Tensor]
+    def forward(self, x: Tensor, state: LSTMState, upper: Tensor | None
                 ) -> tuple[DiagonalGaussian, LSTMState]:
-        """Whole sequence. x: (B, T, width, r, r); dense: [(B, T, C_j, r_j, r_j)] upper levels.
+        """Whole sequence. x: (B, T, width, r, r); upper: (B, T, dense_channels, r, r) or None.
 
         Returns a DiagonalGaussian with (B, T, C_l, r, r) parameters and the last state.
         """
-        b, t = x.shape[:2]
+        b = x.shape[0]
         gx = rearrange(self._gates(rearrange(x, "b t c h w -> (b t) c h w")),
                        "(b t) c h w -> b t c h w", b=b)
         hs = []
@@ -80,12 +74,14 @@ class LatentNet(nn.Module):
             state = self.lstm.step(g, state)
             hs.append(state.h)
         h = rearrange(torch.stack(hs, 1), "b t c h w -> (b t) c h w")
-        dense = [rearrange(z, "b t c h w -> (b t) c h w") for z in dense]
-        dist = self._dist(h, dense).map(lambda p: rearrange(p, "(b t) c h w -> b t c h w", b=b))
+        if upper is not None:
+            upper = rearrange(upper, "b t c h w -> (b t) c h w")
+        dist = self._dist(h, upper).map(lambda p: rearrange(p, "(b t) c h w -> b t c h w", b=b))
         return dist, state
 
-    def step(self, x: Tensor, state: LSTMState, dense: list[Tensor]
+    def step(self, x: Tensor, state: LSTMState, upper: Tensor | None
              ) -> tuple[DiagonalGaussian, LSTMState]:
-        """One step. x: (B, width, r, r); dense: [(B, C_j, r_j, r_j)] -> (B, C_l, r, r) params."""
+        """One step. x: (B, width, r, r); upper: (B, dense_channels, r, r) or None
+        -> (B, C_l, r, r) parameters and the new state."""
         state = self.lstm.step(self._gates(x), state)
-        return self._dist(state.h, dense), state
+        return self._dist(state.h, upper), state

@@ -1,7 +1,8 @@
 """Registry of model kinds.
 
-Training, sampling and evaluation only use the :class:`~hvrnn.model.base.VideoModel` interface, so
-a baseline (SVG-LP, PredNet, ...) is added by registering a class here, nothing else.
+Training, sampling and evaluation only use the :class:`~hvrnn.model.base.VideoModel` interface,
+so a baseline (SVG-LP, PredNet, ...) is added by registering a class here and its config class
+with :func:`hvrnn.config.register_model_config`, nothing else.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ MODEL_REGISTRY: dict[str, Callable[[ModelConfig], VideoModel]] = {}
 
 
 def register_model(kind: str):
-    """Class decorator: ``@register_model("hvrnn")`` makes ``model.kind: hvrnn`` buildable."""
+    """Class decorator: ``@register_model("hvrnn")`` makes ``model.kind: hvrnn`` buildable.
+
+    The kind's config class must be registered too (:func:`hvrnn.config.register_model_config`);
+    the model is built from an instance of it.
+    """
 
     def wrap(cls):
         if kind in MODEL_REGISTRY:

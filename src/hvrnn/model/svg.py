@@ -21,7 +21,7 @@ Departures from the original, all deliberate:
   * The decoder's skip connections always come from the last context frame c_K. SVG uses the
     skips of the last ground-truth frame, i.e. the current frame during the context and c_K
     afterwards; only predicted frames are decoded here, so that is c_K for all of them.
-  * The context is consumed inside :meth:`SVGLP.init_state` (and the same code in ``forward``):
+  * The context is consumed inside :meth:`SVGLP.context_state` (and the same code in ``forward``):
     the LSTMs are run teacher-forced over c_1..c_K as in SVG, but with the posterior *means* as
     the predictor's latents (SVG draws them), so the state after the context is deterministic.
     The context frames are not scored.
@@ -37,9 +37,9 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from hvrnn.config import ConfigError, ModelConfig
+from hvrnn.config import SVGLPConfig
 from hvrnn.distributions import DiagonalGaussian
-from hvrnn.model.base import StepOutput, VideoModel, VRNNOutput
+from hvrnn.model.base import RecurrentState, StepOutput, VideoModel, VRNNOutput, count
 from hvrnn.model.registry import register_model
 
 LSTMStates = list[tuple[Tensor, Tensor]]
@@ -58,7 +58,7 @@ class DCGANEncoder(nn.Module):
     256, 512 for DCGAN-64); a 4x4 valid convolution maps the 4x4 features to the code.
     """
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: SVGLPConfig):
         super().__init__()
         res = cfg.stage_resolutions[:-2]  # H, H/2, ..., 8: the inputs of the stride-2 blocks
         self.widths = [cfg.width(r) for r in res]
@@ -82,7 +82,7 @@ class DCGANDecoder(nn.Module):
     Each up-sampling block reads its input concatenated with the skip of the same resolution.
     """
 
-    def __init__(self, cfg: ModelConfig, widths: list[int]):
+    def __init__(self, cfg: SVGLPConfig, widths: list[int]):
         super().__init__()
         groups = cfg.gn_groups
         self.stem = nn.Sequential(nn.ConvTranspose2d(cfg.g_dim, widths[-1], 4, 1, 0),
@@ -150,57 +150,28 @@ class FramePredictor(CellStack):
 
 
 @dataclass
-class SVGState:
+class SVGState(RecurrentState):
     """Carried between steps. Batch rows are ``b * n_samples + s``.
 
     Attributes:
+        feats_prev: (B, g_dim) code of x_{t-1}, or None if the caller must pass x_prev.
+        posterior: (h, c) per LSTM layer, each (B, rnn_size), or None when ``init_state`` was
+            not asked for it.
         predictor, prior: (h, c) per LSTM layer, each (B, rnn_size).
-        posterior: same, or None when ``init_state`` was not asked for it.
-        h_prev: (B, g_dim) code of x_{t-1}, or None if the caller must pass x_prev.
         skips: skip features of c_K, finest first, (B, C_i, H_i, W_i).
     """
 
     predictor: LSTMStates
     prior: LSTMStates
-    posterior: LSTMStates | None
-    h_prev: Tensor | None
     skips: list[Tensor]
-
-    def map(self, fn) -> SVGState:
-        """Apply ``fn`` to every tensor (e.g. repeat along the batch, move device)."""
-        def lstm(states):
-            return None if states is None else [(fn(h), fn(c)) for h, c in states]
-        return SVGState(lstm(self.predictor), lstm(self.prior), lstm(self.posterior),
-                        None if self.h_prev is None else fn(self.h_prev),
-                        [fn(s) for s in self.skips])
-
-
-def _check(ok: bool, key: str, value, expected: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}={value!r} is invalid for model.kind=svg_lp: expected {expected}")
 
 
 @register_model("svg_lp")
 class SVGLP(VideoModel):
     """SVG-LP with a DCGAN-style encoder/decoder; see the module docstring for the departures."""
 
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        cfg.validate()
-        _check(tuple(cfg.latent_resolutions) == (1,), "model.latent_resolutions",
-               cfg.latent_resolutions, "[1] (one 1x1 latent level of n_z channels)")
-        _check(tuple(cfg.level_channels) == (cfg.n_z,), "model.latent_channels",
-               cfg.latent_channels, f"[] or [{cfg.n_z}] (the latent has n_z channels)")
-        _check(cfg.g_dim >= 1 and cfg.g_dim % cfg.gn_groups == 0, "model.g_dim", cfg.g_dim,
-               f"a positive multiple of model.gn_groups={cfg.gn_groups}")
-        _check(cfg.rnn_size >= 1, "model.rnn_size", cfg.rnn_size, ">= 1")
-        for key in ("predictor_layers", "posterior_layers", "prior_layers"):
-            _check(getattr(cfg, key) >= 1, f"model.{key}", getattr(cfg, key), ">= 1")
-        self.cfg = cfg
-        self.n_ctx = cfg.n_ctx
-        self.likelihood = cfg.likelihood
-        self.levels = (1,)
-        self.level_channels = (cfg.n_z,)
+    def __init__(self, cfg: SVGLPConfig):
+        super().__init__(cfg)  # latent_shapes: one (n_z, 1, 1) level
         self.encoder = DCGANEncoder(cfg)
         self.decoder = DCGANDecoder(cfg, self.encoder.widths)
         self.predictor = FramePredictor(cfg.g_dim + cfg.n_z, cfg.g_dim, cfg.rnn_size,
@@ -226,16 +197,20 @@ class SVGLP(VideoModel):
         return (rearrange(h, "(b t) g -> b t g", b=b),
                 [rearrange(s, "(b t) c h w -> b t c h w", b=b) for s in skips])
 
-    def _context_state(self, codes: Tensor, skips: list[Tensor], posterior: bool) -> SVGState:
+    def encode_frame(self, frame: Tensor) -> Tensor:
+        """frame (B, C, H, W) -> code (B, g_dim)."""
+        return self.encoder(frame)[0]
+
+    def _run_context(self, codes: Tensor, skips: list[Tensor], posterior: bool) -> SVGState:
         """Run the LSTMs teacher-forced over the context codes (B, K, g_dim).
 
         Step i = 1..K-1 feeds h_{i-1} to the prior, h_i to the posterior and [h_{i-1}, mean of
         q(z_i)] to the predictor; the last context frame's skips and code are kept.
         """
         b = codes.shape[0]
-        state = SVGState(self.predictor.zero_state(b, codes), self.prior.zero_state(b, codes),
-                         self.posterior.zero_state(b, codes), codes[:, -1],
-                         [s[:, -1] for s in skips])
+        state = SVGState(feats_prev=codes[:, -1], posterior=self.posterior.zero_state(b, codes),
+                         predictor=self.predictor.zero_state(b, codes),
+                         prior=self.prior.zero_state(b, codes), skips=[s[:, -1] for s in skips])
         for i in range(1, codes.shape[1]):
             _, state.prior = self.prior(codes[:, i - 1], state.prior)
             q, state.posterior = self.posterior(codes[:, i], state.posterior)
@@ -246,24 +221,29 @@ class SVGLP(VideoModel):
             state.posterior = None
         return state
 
-    def _advance(self, state: SVGState, h_prev: Tensor, h_next: Tensor | None,
-                 eps: Tensor | None, generator: torch.Generator | None, temperature: float,
-                 use_mean: bool) -> tuple[SVGState, StepOutput]:
-        """One predicted frame from codes h_prev (B, g_dim) and optionally h_next."""
-        p, p_state = self.prior(h_prev, state.prior)
+    def context_state(self, context: Tensor, posterior: bool) -> SVGState:
+        """State after the context (B, K, C, H, W), encoded once."""
+        codes, skips = self.encode(context)
+        return self._run_context(codes, skips, posterior)
+
+    def advance(self, state: SVGState, feats_prev: Tensor, feats_next: Tensor | None, *,
+                eps: list[Tensor] | None, generator: torch.Generator | None,
+                temperature: float, use_mean: bool) -> tuple[SVGState, StepOutput]:
+        """One predicted frame from the codes h_{t-1} (B, g_dim) and, teacher-forced, h_t."""
+        noise = None if eps is None else eps[0].float()
+        p, p_state = self.prior(feats_prev, state.prior)  # p(z_t | x_<t): (B, n_z, 1, 1)
         q_state, posteriors = state.posterior, []
-        if h_next is not None:
-            if state.posterior is None:
-                raise ValueError("teacher-forced step() needs init_state(..., posterior=True)")
-            q, q_state = self.posterior(h_next, state.posterior)
+        if feats_next is not None:
+            q, q_state = self.posterior(feats_next, state.posterior)  # q(z_t | x_<=t)
             posteriors.append(q)
-            z = q.mean if use_mean else q.rsample(eps, generator=generator)
+            z = q.mean if use_mean else q.rsample(noise, generator=generator)
         else:
-            z = p.mean if use_mean else p.rsample(eps, temperature, generator=generator)
-        g, pred_state = self.predictor(torch.cat([h_prev, z.flatten(1).to(h_prev.dtype)], 1),
-                                       state.predictor)
-        logits = self.decoder(g, state.skips)
-        new = SVGState(pred_state, p_state, q_state, h_next, state.skips)
+            z = p.mean if use_mean else p.rsample(noise, temperature, generator=generator)
+        g, pred_state = self.predictor(torch.cat([feats_prev, z.flatten(1).to(feats_prev.dtype)],
+                                                 1), state.predictor)  # g_t: (B, g_dim)
+        logits = self.decoder(g, state.skips)  # (B, C, H, W)
+        new = SVGState(feats_prev=feats_next, posterior=q_state, predictor=pred_state,
+                       prior=p_state, skips=state.skips)
         return new, StepOutput(logits=logits, prior=[p], posterior=posteriors, z=[z])
 
     # ------------------------------------------------------------------------------------
@@ -281,12 +261,12 @@ class SVGLP(VideoModel):
         if video.shape[1] <= k:
             raise ValueError(f"video has {video.shape[1]} frames; need more than n_ctx={k}")
         codes, skips = self.encode(video)
-        state = self._context_state(codes[:, :k], [s[:, :k] for s in skips], posterior=True)
+        state = self._run_context(codes[:, :k], [s[:, :k] for s in skips], posterior=True)
         outs = []
         for t in range(video.shape[1] - k):
-            state, out = self._advance(state, codes[:, k + t - 1], codes[:, k + t],
-                                       None if eps is None else eps[0][:, t].float(),
-                                       None, 1.0, False)
+            state, out = self.advance(state, codes[:, k + t - 1], codes[:, k + t],
+                                      eps=None if eps is None else [eps[0][:, t]],
+                                      generator=None, temperature=1.0, use_mean=False)
             outs.append(out)
 
         def stack(dists):
@@ -298,38 +278,11 @@ class SVGLP(VideoModel):
                           posterior=[stack([o.posterior[0] for o in outs])],
                           z=[torch.stack([o.z[0] for o in outs], 1)])
 
-    def init_state(self, context: Tensor, n_samples: int = 1, posterior: bool = False
-                   ) -> SVGState:
-        """State after the context (B, K, C, H, W); encoded once, then repeated N times."""
-        if context.shape[1] != self.n_ctx:
-            raise ValueError(f"context has {context.shape[1]} frames; the model was built for "
-                             f"n_ctx={self.n_ctx}")
-        codes, skips = self.encode(context)
-        state = self._context_state(codes, skips, posterior)
-        if n_samples > 1:
-            state = state.map(lambda t: t.repeat_interleave(n_samples, dim=0))
-        return state
-
-    def step(self, state: SVGState, x_prev: Tensor | None = None, x_next: Tensor | None = None,
-             *, generator: torch.Generator | None = None, eps: list[Tensor] | None = None,
-             temperature: float = 1.0, use_mean: bool = False) -> tuple[SVGState, StepOutput]:
-        """Advance one frame (see :meth:`VideoModel.step`); logits (B, C, H, W), one level of
-        prior/posterior/z of (B, n_z, 1, 1)."""
-        if x_prev is not None:
-            h_prev = self.encoder(x_prev)[0]
-        elif state.h_prev is not None:
-            h_prev = state.h_prev
-        else:
-            raise ValueError("step() needs x_prev: the state holds no code of x_{t-1}")
-        h_next = None if x_next is None else self.encoder(x_next)[0]
-        return self._advance(state, h_prev, h_next, None if eps is None else eps[0].float(),
-                             generator, temperature, use_mean)
-
     # ------------------------------------------------------------------------------------
     def component_parameters(self) -> dict[str, int]:
-        counts = {name: sum(p.numel() for p in getattr(self, name).parameters())
+        counts = {name: count(getattr(self, name).parameters())
                   for name in ("encoder", "decoder", "predictor", "prior", "posterior")}
-        counts["total"] = sum(p.numel() for p in self.parameters())
+        counts["total"] = count(self.parameters())
         return counts
 
 
