@@ -7,7 +7,9 @@ a pickled class) is refused before it can run. Keys:
 - ``format`` (``"hvrnn-checkpoint"``), ``format_version``, ``version`` (library), ``torch``
 - ``step``: optimisation steps completed; ``world_size``: processes that trained it
 - ``config``: the resolved :class:`~hvrnn.config.ExperimentConfig` as a plain dict
-- ``model``: the model's ``state_dict``; ``optimizer``: the optimizer's (or ``None``)
+- ``model``: the model's ``state_dict``; ``optimizers``: the state dict of each optimiser by
+  parameter group (``{"model": ...}``, more for a kind with several losses), or ``None``.
+  Format version 1 stored a single ``optimizer``; it is read as the ``"model"`` group.
 - ``rng``: torch, CUDA, numpy and python RNG states plus the latent-noise generator
 - ``sampler``: ``{"epoch", "batch", "seed"}``, the data position the next step reads
 - ``metrics``: the last logged training terms (floats)
@@ -29,10 +31,11 @@ import numpy as np
 import torch
 
 from hvrnn.config import ConfigError, ExperimentConfig, config_from_dict
+from hvrnn.config.migration import migrate
 from hvrnn.errors import CheckpointError
 
 FORMAT = "hvrnn-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 # Run-control keys that may change when a run is resumed (train longer, log more often, ...).
 RESUMABLE_KEYS = frozenset({
     "train.max_steps", "train.checkpoint_every", "train.log_every", "train.val_every",
@@ -120,13 +123,21 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def make_checkpoint(*, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
-                    step: int, cfg: ExperimentConfig, rng: dict[str, Any] | None = None,
-                    sampler: dict[str, int] | None = None, world_size: int = 1,
-                    metrics: dict[str, float] | None = None) -> dict[str, Any]:
-    """The checkpoint dict (plain containers only) for a model and its training state."""
+def make_checkpoint(*, model: torch.nn.Module, step: int, cfg: ExperimentConfig,
+                    optimizer: torch.optim.Optimizer | None = None,
+                    optimizers: dict[str, torch.optim.Optimizer] | None = None,
+                    rng: dict[str, Any] | None = None, sampler: dict[str, int] | None = None,
+                    world_size: int = 1, metrics: dict[str, float] | None = None
+                    ) -> dict[str, Any]:
+    """The checkpoint dict (plain containers only) for a model and its training state.
+
+    ``optimizers`` holds one optimiser per parameter group; ``optimizer`` is the single one of
+    the ``"model"`` group (give one or the other, or neither).
+    """
     from hvrnn import __version__
 
+    if optimizer is not None:
+        optimizers = {"model": optimizer, **(optimizers or {})}
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -136,7 +147,8 @@ def make_checkpoint(*, model: torch.nn.Module, optimizer: torch.optim.Optimizer 
         "world_size": int(world_size),
         "config": cfg.to_dict(),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "optimizers": ({name: opt.state_dict() for name, opt in optimizers.items()}
+                       if optimizers else None),
         "rng": rng if rng is not None else capture_rng(),
         "sampler": dict(sampler or {}),
         "metrics": {k: float(v) for k, v in (metrics or {}).items()},
@@ -214,7 +226,12 @@ def remove_stale_temporaries(run_dir: str | Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _resolve(path: str | Path) -> Path:
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or the latest checkpoint of a run directory.
+
+    Raises:
+        CheckpointError: nothing found.
+    """
     p = Path(path)
     if p.is_dir():
         found = latest_checkpoint(p)
@@ -237,7 +254,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         CheckpointError: missing, unreadable, corrupt, unsafe (holds code or arbitrary
             objects) or foreign file.
     """
-    p = _resolve(path)
+    p = resolve_checkpoint(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pickle-protocol notes on foreign files
@@ -263,10 +280,17 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return obj
 
 
+def optimizer_states(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """The optimiser state dicts of a checkpoint by parameter group (format 1: ``"model"``)."""
+    if ckpt.get("optimizers") is not None:
+        return dict(ckpt["optimizers"])
+    return {"model": ckpt["optimizer"]} if ckpt.get("optimizer") is not None else {}
+
+
 def checkpoint_config(ckpt: dict[str, Any], path: str | Path = "checkpoint") -> ExperimentConfig:
-    """Rebuild the frozen config stored in a checkpoint dict."""
+    """Rebuild the frozen config stored in a checkpoint dict (earlier layouts migrated)."""
     try:
-        return config_from_dict(ckpt["config"])
+        return config_from_dict(ckpt["config"], warn=False)
     except ConfigError as exc:
         raise CheckpointError(f"the config stored in {str(path)!r} is not valid for this "
                               f"version of hvrnn: {exc}") from None
@@ -286,8 +310,12 @@ def flatten_config(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any],
                        ignore: frozenset[str] = RESUMABLE_KEYS) -> list[tuple[str, Any, Any]]:
-    """Keys whose values differ between two plain config dicts, as (key, saved, current)."""
-    a, b = flatten_config(saved), flatten_config(current)
+    """Keys whose values differ between two plain config dicts, as (key, saved, current).
+
+    ``saved`` may be of an earlier layout (a run started by an earlier version); it is migrated
+    before the comparison.
+    """
+    a, b = flatten_config(migrate(saved, warn=False)), flatten_config(current)
     keys = sorted(set(a) | set(b))
     return [(k, a.get(k, "<absent>"), b.get(k, "<absent>")) for k in keys
             if k not in ignore and a.get(k, "<absent>") != b.get(k, "<absent>")]

@@ -70,6 +70,12 @@ def cleanup(info: DistInfo) -> None:
         dist.destroy_process_group()
 
 
+def barrier(info: DistInfo) -> None:
+    """Wait for every process (nothing to wait for with a single process)."""
+    if info.enabled:
+        dist.barrier()
+
+
 def all_reduce_mean(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
     """Mean over processes of a tensor (returned unchanged for a single process)."""
     if not info.enabled:

@@ -1,0 +1,183 @@
+"""One training step and the loop that calls the run's hooks at their cadences.
+
+:func:`train_step` is everything that happens to one batch; :func:`fit` repeats it and calls
+the log, validation, image and checkpoint hooks of :class:`~hvrnn.training.hooks.RunHooks`.
+Nothing here knows the model kind: the loss comes from the model's
+:meth:`~hvrnn.model.VideoModel.training_terms` and every parameter group of the model has its
+own optimiser in the :class:`~hvrnn.training.state.TrainState`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from hvrnn import distributed
+from hvrnn.config import ExperimentConfig
+from hvrnn.distributed import DistInfo
+from hvrnn.model import latent_noise
+from hvrnn.objective import kl_weight
+from hvrnn.training.schedules import learning_rate
+from hvrnn.training.state import TrainState
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss term or the gradient became NaN or infinite; the message names which."""
+
+
+@dataclass
+class StepResult:
+    """What one step did: the terms of the batch (``loss`` minimised), the gradient norm of
+    each updated parameter group (before clipping), the learning rate and KL weight used, and
+    whether every process agreed to stop after it."""
+
+    terms: dict[str, Tensor]
+    grad_norms: dict[str, Tensor]
+    lr: float
+    beta: float
+    stop: bool
+
+
+def loss_key(group: str) -> str:
+    """The term minimised by the optimiser of ``group``: ``loss``, or ``loss/<group>``."""
+    return "loss" if group == "model" else f"loss/{group}"
+
+
+def autocast_forward(net: nn.Module, device: torch.device, amp: str) -> Callable[..., Any]:
+    """``net``'s forward under bf16 autocast when ``train.amp`` asks for it (``auto``: on CUDA
+    only). Only the forward pass is autocast; heads, variances and the KL stay float32."""
+    enabled = amp == "bf16" or (amp == "auto" and device.type == "cuda")
+
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled):
+            return net(*args, **kwargs)
+
+    return forward
+
+
+def _backward(state: TrainState, terms: dict[str, Tensor], grad_clip: float
+              ) -> dict[str, Tensor]:
+    """Gradients of each group's loss, clipped if asked; returns the norm per group."""
+    losses = {name: terms[loss_key(name)] for name in state.optimizers
+              if loss_key(name) in terms}
+    for opt in state.optimizers.values():
+        opt.zero_grad(set_to_none=True)
+    several = len(losses) > 1
+    for i, (name, loss) in enumerate(losses.items()):
+        # With several losses each reaches only the parameters of its own group.
+        loss.backward(inputs=state.groups[name] if several else None,
+                      retain_graph=several and i < len(losses) - 1)
+    norms = {}
+    for name in losses:
+        params = state.groups[name]
+        norms[name] = (nn.utils.clip_grad_norm_(params, grad_clip) if grad_clip > 0 else
+                       nn.utils.get_total_norm([p.grad for p in params if p.grad is not None]))
+    return norms
+
+
+def diagnose(terms: dict[str, Tensor], grad_norms: dict[str, Tensor], model: nn.Module,
+             step: int) -> str:
+    """Which term or which gradients went non-finite at ``step``, in one sentence."""
+    bad = [f"{k}={v.item()}" for k, v in terms.items() if not torch.isfinite(v)]
+    if bad:
+        good = [f"{k}={v.item():.4g}" for k, v in terms.items()
+                if torch.isfinite(v) and (k == "nll" or k.startswith("kl/"))]
+        return (f"non-finite loss at step {step}: {', '.join(bad)}"
+                + (f" (finite: {', '.join(good)})" if good else ""))
+    norms = ", ".join(f"{v.item()}" if len(grad_norms) == 1 else f"{k} {v.item()}"
+                      for k, v in grad_norms.items())
+    names = [n for n, p in model.named_parameters()
+             if p.grad is not None and not torch.isfinite(p.grad).all()]
+    return (f"non-finite gradient at step {step} (norm {norms}) with a finite loss "
+            f"{terms['loss'].item():.4g}; first parameters with bad gradients: "
+            f"{', '.join(names[:3]) or 'on another process'}")
+
+
+def train_step(state: TrainState, forward: Callable[..., Any], video: Tensor,
+               cfg: ExperimentConfig, dist: DistInfo, stop_requested: bool = False
+               ) -> StepResult:
+    """One optimisation step on a batch: learning rate and KL weight of the step, posterior
+    noise, the model's training terms, backward, clipping, the finite check, the update.
+
+    Args:
+        state: the run's state; its ``step`` is incremented.
+        forward: the model's forward as the step runs it (DDP, compile, autocast).
+        video: (B, K + T, C, H, W) in [0, 1] on the training device.
+        stop_requested: this process was asked to stop; agreed with the others in the same
+            collective as the finite check.
+
+    Raises:
+        TrainingDiverged: a non-finite loss or gradient on any process (nothing is updated).
+    """
+    tc = cfg.train
+    lr = learning_rate(state.step, tc, dist.world_size)
+    state.set_learning_rate(lr)
+    beta = kl_weight(state.step, cfg.loss.kl_beta, cfg.loss.kl_warmup_steps)
+    # Noise of the whole global batch, then this process's rows (see BatchPlan).
+    eps_all = latent_noise(state.model, tc.batch_size * dist.world_size,
+                           video.shape[1] - state.model.n_ctx, state.noise, dist.device)
+    eps = [e[dist.rank::dist.world_size] for e in eps_all]
+    terms = state.model.training_terms(video, cfg.loss, beta=beta, eps=eps, step=state.step,
+                                       forward=forward)
+    norms = _backward(state, terms, tc.grad_clip)
+    finite = torch.stack([torch.isfinite(terms[loss_key(n)]) & torch.isfinite(v)
+                          for n, v in norms.items()]).all()
+    flags = distributed.all_reduce_max(
+        torch.stack([(~finite).float(), torch.tensor(float(stop_requested),
+                                                     device=finite.device)]), dist)
+    if flags[0] > 0:
+        raise TrainingDiverged(diagnose(terms, norms, state.model, state.step + 1))
+    for name in norms:
+        state.optimizers[name].step()
+    state.step += 1
+    return StepResult(terms, norms, lr, beta, bool(flags[1] > 0))
+
+
+def due(step: int, every: int, last: int | None = None) -> bool:
+    """A cadence: every ``every`` steps (never if 0), and at step ``last`` if given."""
+    return every > 0 and (step % every == 0 or step == last)
+
+
+class Hooks(Protocol):
+    """What :func:`fit` calls (implemented by :class:`~hvrnn.training.hooks.RunHooks`)."""
+
+    def after_step(self, state: TrainState, result: StepResult) -> None: ...
+    def log(self, state: TrainState, result: StepResult) -> None: ...
+    def validate(self, state: TrainState, record: bool, images: bool) -> None: ...
+    def checkpoint(self, state: TrainState) -> None: ...
+    def diverged(self, message: str) -> str: ...
+
+
+def fit(state: TrainState, forward: Callable[..., Any], batches: Iterator[Tensor],
+        hooks: Hooks, cfg: ExperimentConfig, dist: DistInfo,
+        stop_requested: Callable[[], bool]) -> str:
+    """Train until ``train.max_steps``; returns ``"finished"`` or ``"interrupted"`` (a stop
+    was requested: the state is checkpointed first).
+
+    Raises:
+        TrainingDiverged: see :func:`train_step`; the message names the last good checkpoint.
+    """
+    tc = cfg.train
+    while state.step < tc.max_steps:
+        video = next(batches).to(dist.device, non_blocking=True)
+        try:
+            result = train_step(state, forward, video, cfg, dist, stop_requested())
+        except TrainingDiverged as exc:
+            raise TrainingDiverged(hooks.diverged(str(exc))) from None
+        hooks.after_step(state, result)
+        step = state.step
+        if due(step, tc.log_every, tc.max_steps):
+            hooks.log(state, result)
+        validate, images = due(step, tc.val_every, tc.max_steps), due(step, tc.image_every)
+        if validate or images:
+            hooks.validate(state, record=validate, images=images)
+        if result.stop:
+            hooks.checkpoint(state)
+            return "interrupted"
+        if due(step, tc.checkpoint_every, tc.max_steps):
+            hooks.checkpoint(state)
+    return "finished"

@@ -1,0 +1,234 @@
+"""``train(cfg)``: set up a run (processes, run directory, data, state) and hand it to the loop.
+
+Launch with ``torchrun`` for several GPUs or nodes; each process calls :func:`train`. Outputs in
+the run directory: ``config.yaml``, ``metrics.jsonl`` (one JSON object per log, ``kind`` =
+``train`` / ``val`` / ``start`` / ``end``), ``checkpoints/step_<N>.pt`` and
+``checkpoints/last.pt``, ``samples/step_<N>.png|gif`` and TensorBoard events in ``tb/``.
+Settings are those of the official runs (docs/design.md section 4): ``torch.optim.Adam`` with
+coupled weight decay, lr 1e-4 at a global batch of 16, linear lr scaling (and optional warm-up)
+with several processes, optional KL warm-up and gradient clipping.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from hvrnn import checkpoint as ckpt_io
+from hvrnn import distributed
+from hvrnn.config import ExperimentConfig, save_config
+from hvrnn.distributed import DistInfo
+from hvrnn.errors import CheckpointError, UserError
+from hvrnn.io.files import prepare_output_dir
+from hvrnn.log import logger
+from hvrnn.training.batches import BatchPlan, iterate_batches
+from hvrnn.training.engine import TrainingDiverged, autocast_forward, fit
+from hvrnn.training.hooks import RunHooks
+from hvrnn.training.state import TrainState
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` did."""
+
+    run_dir: Path
+    step: int
+    status: str  # "finished" | "interrupted"
+    checkpoint: Path | None
+    train_metrics: dict[str, float] = field(default_factory=dict)
+    val_metrics: dict[str, float] = field(default_factory=dict)
+
+
+class StopFlag:
+    """Set by SIGINT / SIGTERM; the loop saves a checkpoint and returns at the next step."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        self.previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.raised:  # a second Ctrl-C: stop at once
+            raise KeyboardInterrupt
+        self.raised = True
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+# --------------------------------------------------------------------------------------------
+# Run directory and data
+# --------------------------------------------------------------------------------------------
+
+
+def default_run_dir(cfg: ExperimentConfig) -> Path:
+    return Path("runs") / f"{cfg.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def check_run_dir(run_dir: Path, cfg: ExperimentConfig, resume: bool) -> None:
+    """Refuse to reuse a non-empty run directory without ``resume``; check a resumed one."""
+    if not resume:
+        prepare_output_dir(run_dir, what="run directory", create=False,
+                           advice="pass --resume to continue it, or choose another --run-dir")
+        return
+    if not run_dir.is_dir():
+        raise UserError(f"cannot resume: run directory {str(run_dir)!r} does not exist")
+    saved = run_dir / "config.yaml"
+    if saved.exists():
+        try:
+            old = yaml.safe_load(saved.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise UserError(f"cannot resume: {str(saved)!r} is not valid YAML ({exc})") from None
+        diffs = ckpt_io.config_differences(old, cfg.to_dict())
+        if diffs:
+            key, a, b = diffs[0]
+            raise CheckpointError(f"cannot resume {str(run_dir)!r}: it was started with "
+                                  f"{key}={a!r} but the config has {key}={b!r}")
+
+
+def open_run_dir(run_dir: Path, cfg: ExperimentConfig, resume: bool, dist: DistInfo) -> None:
+    """Check the run directory, then (main process) create it with ``config.yaml``."""
+    check_run_dir(run_dir, cfg, resume)
+    distributed.barrier(dist)
+    if dist.is_main:
+        prepare_output_dir(run_dir, what="run directory", force=True)
+        (run_dir / "checkpoints").mkdir(exist_ok=True)
+        if not (run_dir / "config.yaml").exists():
+            save_config(cfg, run_dir / "config.yaml")
+        ckpt_io.remove_stale_temporaries(run_dir)
+    distributed.barrier(dist)
+
+
+def validation_batches(cfg: ExperimentConfig, val_set: Dataset | None) -> list[Tensor]:
+    """The fixed validation clips: the first ``train.val_batches`` batches of ``val_set``."""
+    if val_set is None:
+        return []
+    tc = cfg.train
+    n_val = min(len(val_set), max(1, tc.val_batches) * tc.batch_size)
+    loader = DataLoader(Subset(val_set, range(n_val)), batch_size=tc.batch_size)
+    return [b[0] if isinstance(b, (list, tuple)) else b for b in loader]
+
+
+def _datasets(cfg: ExperimentConfig, dist: DistInfo, train_set: Dataset | None,
+              val_set: Dataset | None) -> tuple[Dataset, list[Tensor]]:
+    from hvrnn.data import build_dataset
+
+    if train_set is None:
+        train_set = build_dataset(cfg.data, "train")
+    if not dist.is_main:
+        return train_set, []
+    if val_set is None and (cfg.train.val_every > 0 or cfg.train.image_every > 0):
+        val_set = build_dataset(cfg.data, "test")
+    return train_set, validation_batches(cfg, val_set)
+
+
+def wrap_for_training(model: nn.Module, cfg: ExperimentConfig, dist: DistInfo) -> Any:
+    """The forward the steps call: DDP with several processes, ``torch.compile`` if asked,
+    autocast per ``train.amp``."""
+    net = model
+    if dist.enabled:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
+    if cfg.train.compile:
+        net = torch.compile(net)
+    return autocast_forward(net, dist.device, cfg.train.amp)
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------------
+
+
+def train(cfg: ExperimentConfig, run_dir: str | Path | None = None, *, resume: bool = False,
+          train_set: Dataset | None = None, val_set: Dataset | None = None,
+          progress: bool | None = None) -> TrainResult:
+    """Train ``cfg`` into ``run_dir`` (or continue it with ``resume=True``).
+
+    Args:
+        cfg: the full experiment config (saved in the run directory and every checkpoint).
+        run_dir: output folder; default ``runs/<name>-<date>``. Must be absent or empty unless
+            ``resume`` is set.
+        resume: continue from the run directory's last checkpoint (from scratch if it has none).
+        train_set, val_set: datasets of (K + T, C, H, W) clips in [0, 1]; default
+            ``build_dataset(cfg.data, "train")`` and ``build_dataset(cfg.data, "test")``.
+        progress: show a progress bar (default: when stderr is a terminal).
+
+    Returns:
+        A :class:`TrainResult`.
+
+    Raises:
+        UserError: unusable run directory, data or checkpoint (one-line message).
+        TrainingDiverged: a non-finite loss or gradient; the last good checkpoint is kept.
+    """
+    dist = distributed.setup(cfg.train.device)
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
+    try:
+        return _run(cfg, dist, run_dir, resume, train_set, val_set, progress)
+    finally:
+        distributed.cleanup(dist)
+
+
+def _run(cfg: ExperimentConfig, dist: DistInfo, run_dir: Path, resume: bool,
+         train_set: Dataset | None, val_set: Dataset | None, progress: bool | None
+         ) -> TrainResult:
+    open_run_dir(run_dir, cfg, resume, dist)
+    train_set, val_batches = _datasets(cfg, dist, train_set, val_set)
+    state = TrainState.create(cfg, dist)
+    last = ckpt_io.latest_checkpoint(run_dir) if resume else None
+    if last is not None:
+        state.restore(last, cfg, dist)
+    forward = wrap_for_training(state.model, cfg, dist)
+    tc = cfg.train
+    plan = BatchPlan(train_set, tc.batch_size, tc.seed, dist.world_size, dist.rank)
+    batches = iterate_batches(train_set, plan, state.step, cfg.data.num_workers, tc.seed,
+                              pin=dist.device.type == "cuda")
+    hooks = RunHooks(cfg, dist, run_dir, val_batches, plan, progress, state)
+    stop = StopFlag()
+    stop.install()
+    status = "failed"
+    try:
+        status = fit(state, forward, batches, hooks, cfg, dist, lambda: stop.raised)
+    except TrainingDiverged:
+        status = "diverged"
+        raise
+    finally:
+        stop.restore()
+        hooks.close(state.step, status)
+    if status == "interrupted" and dist.is_main:
+        logger.warning(f"interrupted at step {state.step}; checkpoint {hooks.saved}; continue "
+                       "with --resume")
+    return TrainResult(run_dir=run_dir, step=state.step, status=status, checkpoint=hooks.saved,
+                       train_metrics=hooks.train_metrics, val_metrics=hooks.val_metrics)
+
+
+def format_result(result: TrainResult) -> str:
+    """A short human summary of a finished run."""
+    parts = [f"{result.status} at step {result.step}; run directory {result.run_dir}"]
+    if result.checkpoint is not None:
+        parts.append(f"checkpoint {result.checkpoint}")
+    if result.train_metrics:
+        parts.append(f"train loss {result.train_metrics.get('loss', math.nan):.4g}")
+    if result.val_metrics:
+        parts.append(f"val nelbo {result.val_metrics.get('nelbo', math.nan):.4g}, ssim "
+                     f"best {result.val_metrics.get('ssim_best', math.nan):.3f}")
+    return "; ".join(parts)
+
+
+__all__ = ["StopFlag", "TrainResult", "TrainingDiverged", "check_run_dir", "default_run_dir",
+           "format_result", "open_run_dir", "train", "validation_batches", "wrap_for_training"]
