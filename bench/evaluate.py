@@ -46,7 +46,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from hvrnn import metrics
-    from hvrnn.evaluate import PROTOCOLS, _Scorer
+    from hvrnn.evaluation.protocols import PROTOCOLS
+    from hvrnn.evaluation.scorer import Scorer
 
     device = torch.device(args.device)
     rng = np.random.default_rng(0)
@@ -58,7 +59,7 @@ def main() -> None:
     proto = PROTOCOLS["bair64-c2-p28-n100"]
 
     def psnr_ssim() -> None:
-        scorer = _Scorer(proto, None, None, device)
+        scorer = Scorer(proto, None, None, device)
         for i in range(s):
             scorer.add(samples[i:i + 1], truth[i:i + 1], None)
         scorer.reducer.result()

@@ -54,7 +54,7 @@ def main() -> None:
     def step():
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.bf16):
             out = model(x)
-        terms = elbo_terms(out, x[:, d.n_ctx:], model.likelihood)
+        terms = elbo_terms(out, x[:, d.n_ctx:], cfg.loss.likelihood)
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
         opt.step()

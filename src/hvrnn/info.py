@@ -17,49 +17,54 @@ def _shape_only(cfg: ModelConfig) -> torch.nn.Module:
         return build_model(cfg)
 
 
-def model_info(cfg: ExperimentConfig) -> dict[str, Any]:
-    """Parameter counts per component, inert weights, and the centre-tap saving.
+def _total_with(cfg: ModelConfig, **changes: Any) -> int:
+    return count_parameters(_shape_only(dataclasses.replace(cfg, **changes)))["total"]
 
-    Returns a JSON-ready dict: ``config``, ``kind``, ``parameters`` (per component and total),
-    ``inert`` (weights of 3x3 kernels that only see 1x1 maps, less their centre taps: they can
-    never receive a gradient), and, when ``center_tap_1x1`` is on, ``center_tap_saving`` (how
-    many parameters the 3x3 layout would have had in addition) and, with a dense prior,
+
+def model_info(cfg: ExperimentConfig) -> dict[str, Any]:
+    """Parameter counts per component, inert weights, and what two layout options cost.
+
+    Returns a JSON-ready dict: ``config``, ``kind``, ``latent_levels`` (channels and resolution
+    of each), ``parameters`` (per component and total), ``inert`` (weights of 3x3 kernels that
+    only see 1x1 maps, less their centre taps: they can never receive a gradient), and for a
+    kind that has these options: ``center_tap_1x1`` and, when it is on, ``center_tap_saving``
+    (how many parameters the 3x3 layout would have had in addition) and
+    ``total_with_3x3_taps``; ``prior_dense`` and, with a dense prior over several levels,
     ``prior_dense_extra`` (the prior-head weights that read the upper-level latents).
     """
-    model = _shape_only(cfg.model)
+    m = cfg.model
+    model = _shape_only(m)
     counts = count_parameters(model)
     info: dict[str, Any] = {
         "config": cfg.name,
-        "kind": cfg.model.kind,
-        "center_tap_1x1": cfg.model.center_tap_1x1,
-        "prior_dense": cfg.model.prior_dense,
-        "latent_levels": [
-            {"resolution": r, "channels": c}
-            for r, c in zip(cfg.model.latent_resolutions, cfg.model.level_channels, strict=True)
-        ],
+        "kind": m.kind,
+        "latent_levels": [{"resolution": h, "channels": c} for c, h, _ in m.latent_shapes],
         "parameters": counts,
         "inert": model.inert_parameters(),
     }
-    if cfg.model.center_tap_1x1:
-        full = _shape_only(dataclasses.replace(cfg.model, center_tap_1x1=False))
-        full_total = count_parameters(full)["total"]
-        info["center_tap_saving"] = full_total - counts["total"]
-        info["total_with_3x3_taps"] = full_total
-    if cfg.model.prior_dense and len(cfg.model.latent_resolutions) > 1:
-        # Only the prior heads widen: each reads the upper-level latents (SPEC 3.11 item 11).
-        sparse = _shape_only(dataclasses.replace(cfg.model, prior_dense=False))
-        info["prior_dense_extra"] = counts["total"] - count_parameters(sparse)["total"]
+    options = {f.name for f in dataclasses.fields(m)}
+    if "center_tap_1x1" in options:
+        info["center_tap_1x1"] = m.center_tap_1x1
+        if m.center_tap_1x1:
+            full_total = _total_with(m, center_tap_1x1=False)
+            info["center_tap_saving"] = full_total - counts["total"]
+            info["total_with_3x3_taps"] = full_total
+    if "prior_dense" in options:
+        info["prior_dense"] = m.prior_dense
+        if m.prior_dense and len(m.latent_shapes) > 1:
+            # Only the prior heads widen: each reads the upper-level latents (Eq. 7).
+            info["prior_dense_extra"] = counts["total"] - _total_with(m, prior_dense=False)
     return info
 
 
 def format_info(info: dict[str, Any]) -> str:
     """Human-readable table of :func:`model_info`."""
     p = info["parameters"]
+    options = ", ".join(f"{k}={info[k]}" for k in ("prior_dense", "center_tap_1x1") if k in info)
     lines = [f"{info['config']} ({info['kind']}): "
              + ", ".join(f"{lv['channels']}x{lv['resolution']}x{lv['resolution']}"
                          for lv in info["latent_levels"])
-             + f" latents; prior_dense={info['prior_dense']}, "
-             f"center_tap_1x1={info['center_tap_1x1']}"]
+             + " latents" + (f"; {options}" if options else "")]
     width = max(len(k) for k in p)
     for k, v in p.items():
         if k != "total":

@@ -1,0 +1,196 @@
+"""Evaluating a checkpoint: sample on the protocol's test set, score, and report the ELBO.
+
+For each block of test sequences: N samples of ``n_pred`` frames are drawn from the ground-truth
+context (one ``torch.Generator`` seeded with the protocol seed, on the evaluation device),
+quantised to uint8 by rounding, scored, and written to ``predictions.npz``; the teacher-forced
+terms of the model's loss (negative ELBO and KL per level) are computed on the same clips.
+"""
+
+from __future__ import annotations
+
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from hvrnn.checkpoint import load_checkpoint, resolve_checkpoint
+from hvrnn.config import EvalConfig, ExperimentConfig
+from hvrnn.distributed import resolve_device
+from hvrnn.errors import UserError
+from hvrnn.evaluation.ground_truth import clips_uint8, ground_truth
+from hvrnn.evaluation.predictions import Block, prepare_eval_dir
+from hvrnn.evaluation.protocols import Protocol, get_protocol
+from hvrnn.evaluation.report import write_outputs
+from hvrnn.evaluation.scorer import Scorer, progress_bar
+from hvrnn.io.files import sha256_file
+from hvrnn.io.frames import to_float, to_uint8
+from hvrnn.io.npy import NpyWriter
+from hvrnn.model import VideoModel
+from hvrnn.sampling import sample
+
+
+class PredictionsWriter:
+    """Writes ``predictions.npz`` while sampling: ``samples`` row blocks streamed into the
+    archive as they come (uint8 (S, N, T, H, W, C)), ``context`` (S, K, H, W, C) at the end."""
+
+    def __init__(self, path: Path, shape: tuple[int, ...]) -> None:
+        self.zip = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1)
+        self.file = self.zip.open("samples.npy", "w", force_zip64=True)
+        self.samples = NpyWriter(self.file, shape[1:], np.uint8, rows=shape[0])
+        self.context: list[np.ndarray] = []
+
+    def write(self, samples: np.ndarray, context: np.ndarray) -> None:
+        self.samples.write(samples)
+        self.context.append(context)
+
+    def close(self) -> None:
+        complete = self.samples.written == self.samples.rows
+        if complete:
+            self.samples.close()
+        self.file.close()
+        if complete:
+            with self.zip.open("context.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.concatenate(self.context))
+        self.zip.close()
+
+
+def _check_geometry(cfg: ExperimentConfig, p: Protocol, path: Path) -> None:
+    for key, have, want in (("n_ctx", cfg.data.n_ctx, p.n_ctx),
+                            ("image_size", cfg.data.image_size, p.image_size),
+                            ("channels", cfg.data.channels, p.channels)):
+        if have != want:
+            raise UserError(f"checkpoint {str(path)!r} has data.{key}={have} but protocol "
+                            f"{p.id} needs {want}")
+
+
+def _sampled_blocks(model: VideoModel, cfg: ExperimentConfig, p: Protocol, gt: Any,
+                    n_sequences: int, batch_size: int, sampler: Callable[..., Tensor],
+                    temperature: float, device: torch.device, elbo_sums: dict[str, float],
+                    writer: PredictionsWriter | None) -> Iterator[Block]:
+    """Draw, quantise and yield the samples of each block; add the block's loss terms (summed
+    over clips) to ``elbo_sums`` and its samples to ``writer``."""
+    generator = torch.Generator(device=device).manual_seed(p.seed)
+    for a in range(0, n_sequences, batch_size):
+        b = min(n_sequences, a + batch_size)
+        clip = clips_uint8(gt, a, b, p)  # (b, K + T, H, W, C)
+        video = to_float(clip, device=device)  # (b, K + T, C, H, W)
+        with torch.no_grad():
+            samples = sampler(model, video[:, :p.n_ctx], horizon=p.n_pred,
+                              n_samples=p.n_samples, generator=generator,
+                              temperature=temperature)
+            # Teacher-forced terms; the posterior noise comes from a seeded global RNG.
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                torch.manual_seed(p.seed + a)
+                terms = model.training_terms(video, cfg.loss, beta=1.0)
+        for k, v in terms.items():
+            elbo_sums[k] = elbo_sums.get(k, 0.0) + float(v) * (b - a)
+        samples_u8 = to_uint8(samples)  # (b, N, T, H, W, C)
+        if writer is not None:
+            writer.write(samples_u8, clip[:, :p.n_ctx])
+        yield samples_u8, clip[:, p.n_ctx:], clip[:, :p.n_ctx]
+
+
+def _sample_and_score(model: VideoModel, cfg: ExperimentConfig, p: Protocol, gt: Any,
+                      n_sequences: int, scorer: Scorer, predictions: Path | None,
+                      batch_size: int, sampler: Callable[..., Tensor], temperature: float,
+                      device: torch.device) -> dict[str, float]:
+    """Sample, score with ``scorer`` and (to ``predictions``) write every block; returns the
+    loss terms summed over clips."""
+    shape = (n_sequences, p.n_samples, p.n_pred, p.image_size, p.image_size, p.channels)
+    writer = PredictionsWriter(predictions, shape) if predictions is not None else None
+    elbo_sums: dict[str, float] = {}
+    try:
+        with progress_bar(n_sequences, f"sampling and scoring {p.id}") as bar:
+            for samples_u8, fut, ctx in _sampled_blocks(
+                    model, cfg, p, gt, n_sequences, batch_size, sampler, temperature, device,
+                    elbo_sums, writer):
+                scorer.add(samples_u8, fut, ctx)
+                bar.update(samples_u8.shape[0])
+    finally:
+        if writer is not None:
+            writer.close()
+    return elbo_sums
+
+
+def _elbo_entry(sums: dict[str, float], n_sequences: int, cfg: ExperimentConfig, p: Protocol
+                ) -> dict[str, Any]:
+    """The ``elbo`` entry of metrics.json: the terms' means per clip, and how they were got."""
+    return {"per_clip_mean": {k: v / n_sequences for k, v in sums.items()
+                              if not k.startswith("loss")},
+            "likelihood": cfg.loss.likelihood, "kl_estimator": cfg.loss.kl_estimator,
+            "frames_scored": p.n_pred, "note": "teacher-forced (posterior) pass on the same "
+            "test clips; nats per clip, KL per level summed over frames"}
+
+
+def _options(defaults: EvalConfig | None, n_samples: int | None, max_sequences: int | None,
+             temperature: float | None, lpips_weights: Any, i3d_weights: Any
+             ) -> tuple[int | None, int | None, float, Any, Any]:
+    """Options left unset taken from ``defaults`` (an eval section) when given."""
+    if defaults is not None:
+        n_samples = n_samples or defaults.n_samples or None
+        max_sequences = max_sequences or defaults.max_sequences or None
+        temperature = defaults.temperature if temperature is None else temperature
+        lpips_weights = lpips_weights or defaults.lpips_weights or None
+        i3d_weights = i3d_weights or defaults.i3d_weights or None
+    return n_samples, max_sequences, 1.0 if temperature is None else temperature, \
+        lpips_weights, i3d_weights
+
+
+def evaluate_checkpoint(checkpoint_path: str | Path, protocol_id: str | Protocol,
+                        out_dir: str | Path, data_root: str | Path | None = None,
+                        n_samples: int | None = None, max_sequences: int | None = None,
+                        device: str = "cpu", lpips_weights: Any = None, i3d_weights: Any = None,
+                        *, batch_size: int = 0, temperature: float | None = None,
+                        force: bool = False, save_predictions: bool = True,
+                        dataset: Any = None, sampler: Callable[..., Tensor] | None = None,
+                        config_defaults: bool = False) -> dict[str, Any]:
+    """Sample from a checkpoint on the protocol's test set and score the samples.
+
+    Args:
+        checkpoint_path: a checkpoint file or run directory.
+        protocol_id: a protocol id or :class:`Protocol`.
+        out_dir: output folder (existing metrics.json needs ``force=True``).
+        data_root: prepared test data (default: the checkpoint config's ``data.root``).
+        n_samples: samples per sequence (default: the protocol's; recorded in the protocol).
+        max_sequences: score only the first sequences (recorded in the protocol).
+        device: ``cpu``, ``cuda`` or ``auto``.
+        lpips_weights, i3d_weights: optional metric weights (None skips LPIPS / FVD).
+        batch_size: sequences sampled together (0: the config's ``eval.batch_size``).
+        temperature: prior variance multiplier (default 1, the protocol's).
+        save_predictions: also write ``predictions.npz`` (samples and context, uint8).
+        dataset: test clips to use instead of ``build_dataset`` (tests, custom data).
+        sampler: replaces :func:`hvrnn.sampling.sample` (same signature).
+        config_defaults: take the options left unset from the checkpoint config's ``eval``
+            section (``n_samples``, ``max_sequences``, ``temperature``, weights), as
+            ``hvrnn evaluate`` does.
+
+    Returns:
+        The dictionary written to metrics.json, with ``checkpoint_sha256`` and ``elbo``.
+    """
+    out = prepare_eval_dir(out_dir, force)
+    dev = resolve_device(device)
+    ckpt_file = resolve_checkpoint(checkpoint_path)
+    model, cfg = load_checkpoint(ckpt_file, device=dev)
+    n_samples, max_sequences, temperature, lpips_weights, i3d_weights = _options(
+        cfg.eval if config_defaults else None, n_samples, max_sequences, temperature,
+        lpips_weights, i3d_weights)
+    p = get_protocol(protocol_id).with_options(n_samples, max_sequences)
+    _check_geometry(cfg, p, ckpt_file)
+    gt = ground_truth(p, data_root or cfg.data.root, dataset)
+    s = p.sequences(len(gt))
+    t0, scorer = time.time(), Scorer(p, lpips_weights, i3d_weights, dev)
+    elbo_sums = _sample_and_score(model.eval(), cfg, p, gt, s, scorer,
+                                  out / "predictions.npz" if save_predictions else None,
+                                  batch_size or cfg.eval.batch_size, sampler or sample,
+                                  temperature, dev)
+    extra = {"checkpoint": str(ckpt_file), "checkpoint_sha256": sha256_file(ckpt_file),
+             "elbo": _elbo_entry(elbo_sums, s, cfg, p), "temperature": temperature,
+             "model_config": cfg.to_dict()}
+    if save_predictions:
+        extra["predictions_file"] = str(out / "predictions.npz")
+    return write_outputs(out, scorer, p, s, extra, time.time() - t0)

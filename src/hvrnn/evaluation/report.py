@@ -1,0 +1,135 @@
+"""The result files of an evaluation and its printed summary.
+
+- ``metrics.json``: protocol, implementations (name, variant, weights SHA-256), library
+  version, checkpoint or predictions hash, and per metric best/mean/worst of N with mean, std
+  and a bootstrap 95% interval over sequences. Strict JSON: a non-finite value (the PSNR of a
+  perfect prediction is +inf) is written as null and listed under ``non_finite``.
+- ``per_frame.csv``: per predicted frame, the mean (and std) over sequences of each selection.
+- ``curves.png``: the same curves.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hvrnn.evaluation.protocols import Protocol
+from hvrnn.evaluation.scorer import Scorer
+
+SELECTIONS = ("best", "mean", "worst")
+
+
+def finite_or_null(obj: Any, path: str, found: list[str]) -> Any:
+    """Copy of ``obj`` with NaN / +-inf floats replaced by None; their key paths go to ``found``."""
+    if isinstance(obj, dict):
+        return {k: finite_or_null(v, f"{path}.{k}" if path else str(k), found)
+                for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_null(v, f"{path}[{i}]", found) for i, v in enumerate(obj)]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        found.append(f"{path}={obj}")
+        return None
+    return obj
+
+
+def write_outputs(out: Path, scorer: Scorer, protocol: Protocol, n_sequences: int,
+                  extra: dict[str, Any], wall: float) -> dict[str, Any]:
+    """Write metrics.json, per_frame.csv and curves.png; return what metrics.json holds."""
+    from hvrnn import __version__
+
+    results = {
+        "protocol_id": protocol.id,
+        "protocol": protocol.to_dict(),
+        "hvrnn_version": __version__,
+        "n_sequences": n_sequences,
+        "n_samples": scorer.n_samples,
+        "n_pred": protocol.n_pred,
+        "implementations": scorer.implementations(),
+        "metrics": scorer.results(),
+        "wall_seconds": round(wall, 2),
+        **extra,
+    }
+    if scorer.n_samples != protocol.n_samples:
+        results["note"] = (f"scored {scorer.n_samples} samples per sequence; the protocol "
+                           f"asks for {protocol.n_samples}")
+    non_finite: list[str] = []
+    strict = finite_or_null(results, "", non_finite) | {"non_finite": non_finite}
+    (out / "metrics.json").write_text(json.dumps(strict, indent=2, allow_nan=False))
+    write_csv(out / "per_frame.csv", results["metrics"], protocol)
+    write_plot(out / "curves.png", results["metrics"], protocol)
+    return strict
+
+
+def _curve_metrics(res: dict[str, Any]) -> list[str]:
+    return [m for m, v in res.items() if isinstance(v, dict) and "best" in v]
+
+
+def write_csv(path: Path, res: dict[str, Any], protocol: Protocol) -> None:
+    """One row per predicted frame (``t``: 1-based frame index in the clip)."""
+    names = _curve_metrics(res)
+    header = ["t"]
+    for m in names:
+        for s in SELECTIONS:
+            header += [f"{m}_{s}", f"{m}_{s}_std"]
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        for t in range(protocol.n_pred):
+            row: list[Any] = [protocol.n_ctx + t + 1]
+            for m in names:
+                for s in SELECTIONS:
+                    row += [repr(res[m][s]["per_frame_mean"][t]),
+                            repr(res[m][s]["per_frame_std"][t])]
+            w.writerow(row)
+
+
+def write_plot(path: Path, res: dict[str, Any], protocol: Protocol) -> None:
+    """Per-frame curves of best/mean/worst of N, one panel per metric."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = _curve_metrics(res)
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
+    t = np.arange(protocol.n_ctx + 1, protocol.n_ctx + protocol.n_pred + 1)
+    for ax, m in zip(axes[0], names, strict=True):
+        for s, style in zip(SELECTIONS, ("-", "--", ":"), strict=True):
+            mean = np.asarray(res[m][s]["per_frame_mean"])
+            ax.plot(t, mean, style, label=f"{s} of N")
+            if s == "best":
+                std = np.asarray(res[m][s]["per_frame_std"])
+                ax.fill_between(t, mean - std, mean + std, alpha=0.2)
+        ax.set_title(m)
+        ax.set_xlabel("frame")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend()
+    fig.suptitle(protocol.id)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def format_summary(result: dict[str, Any]) -> str:
+    """A few lines: best/mean of N for each metric, FVD, negative ELBO."""
+    lines = [f"protocol {result['protocol_id']}: {result['n_sequences']} sequences x "
+             f"{result['n_samples']} samples"]
+    for name, res in result["metrics"].items():
+        if isinstance(res, str):
+            lines.append(f"  {name:12s} {res}")
+        elif "best" in res:
+            b, m = res["best"], res["mean"]
+            lines.append(f"  {name:12s} best {b['mean']:.4f} +- {b['std']:.4f}   "
+                         f"mean {m['mean']:.4f} +- {m['std']:.4f}")
+        else:
+            lines.append(f"  {name:12s} {res['mean']:.2f} +- {res['std']:.2f} "
+                         f"({res['rounds']} rounds)")
+    if "elbo" in result:
+        nelbo = result["elbo"]["per_clip_mean"].get("nelbo", math.nan)
+        lines.append(f"  {'neg. ELBO':12s} {nelbo:.2f} nats per clip")
+    return "\n".join(lines)

@@ -1,0 +1,166 @@
+"""The scorer: per-frame metrics and FVD embeddings accumulated block by block of sequences.
+
+Per-frame metrics of a block go into a :class:`~hvrnn.metrics.reduce.StreamingReducer`, which
+keeps only per-sequence curves, so N samples x sequences x frames values are never held at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import Any
+
+import numpy as np
+import torch
+from einops import rearrange
+from torch import Tensor
+
+from hvrnn import metrics
+from hvrnn.errors import UserError
+from hvrnn.evaluation.protocols import Protocol
+from hvrnn.io.frames import to_float
+from hvrnn.metrics.reduce import StreamingReducer
+from hvrnn.metrics.ssim import SSIM_VARIANTS
+
+SKIPPED = "skipped: no weights"
+
+
+def _as_tensor(a: np.ndarray | Tensor) -> Tensor:
+    """A tensor view of an array (copied only if read-only, which torch cannot wrap)."""
+    if isinstance(a, Tensor):
+        return a
+    a = np.asarray(a)
+    return torch.from_numpy(a if a.flags.writeable else a.copy())
+
+
+def progress_bar(total: int, desc: str) -> Any:
+    """A tqdm bar over sequences on stderr (hidden when stderr is not a terminal)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="seq", disable=None, file=sys.stderr)
+
+
+class Scorer:
+    """Accumulates per-frame metrics and FVD embeddings block by block of sequences.
+
+    Args:
+        protocol: the metric variants, FVD settings and seed.
+        lpips_weights: LPIPS weights (path, or a loaded :class:`~hvrnn.metrics.LPIPS`); None
+            skips LPIPS.
+        i3d_weights: I3D weights (path or module); None skips FVD.
+        device: where metrics are computed.
+        batch_frames: frames per metric call (bounds memory).
+    """
+
+    def __init__(self, protocol: Protocol, lpips_weights: Any, i3d_weights: Any,
+                 device: torch.device, batch_frames: int = 2048) -> None:
+        self.p, self.device, self.batch_frames = protocol, device, batch_frames
+        self.ssim_names = [protocol.ssim_variant]
+        if protocol.ssim_variant != "legacy":
+            self.ssim_names.append("legacy")  # always report the legacy value too
+        self.lpips_model = None
+        if lpips_weights:
+            self.lpips_model = (lpips_weights if isinstance(lpips_weights, metrics.LPIPS)
+                                else metrics.load_lpips(protocol.lpips_net, lpips_weights))
+            self.lpips_model = self.lpips_model.to(device)
+        self.i3d = None
+        if i3d_weights:
+            self.i3d = (i3d_weights if isinstance(i3d_weights, torch.nn.Module)
+                        else metrics.load_i3d(i3d_weights, device))
+        directions = {"psnr": True, "ssim": True}
+        if "legacy" in self.ssim_names[1:]:
+            directions["ssim_legacy"] = True
+        if self.lpips_model is not None:
+            directions["lpips"] = False
+        self.reducer = StreamingReducer(directions, seed=protocol.seed)
+        self.real_feats: list[np.ndarray] = []
+        self.fake_feats: list[np.ndarray] = []
+        self.n_samples: int | None = None
+
+    def _frame_metrics(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
+        """Per-frame values (n, T) of float64 samples x and targets y (n, T, C, H, W)."""
+        out = {"psnr": metrics.psnr(x, y, self.p.psnr_variant)}
+        ssims = metrics.ssim_variants(x, y, tuple(self.ssim_names))
+        out["ssim"] = ssims[self.p.ssim_variant]
+        if "ssim_legacy" in self.reducer.metrics:
+            out["ssim_legacy"] = ssims["legacy"]
+        if self.lpips_model is not None:
+            out["lpips"] = metrics.lpips(x, y, self.p.lpips_net, weights=self.lpips_model)
+        return out
+
+    def add(self, samples: np.ndarray | Tensor, targets: np.ndarray | Tensor,
+            context: np.ndarray | Tensor | None) -> None:
+        """samples uint8 (b, N, T, H, W, C); targets uint8 (b, T, H, W, C); context (b, K, ...)."""
+        b, n, t = samples.shape[:3]
+        self.n_samples = n
+        pred_u8 = rearrange(_as_tensor(samples), "b n t h w c -> (b n) t h w c")
+        true_u8 = _as_tensor(targets)  # (b, T, H, W, C)
+        rows = max(1, self.batch_frames // t)  # samples per metric call
+        parts: dict[str, list[Tensor]] = {}
+        for s in range(0, b * n, rows):
+            idx = torch.arange(s, min(b * n, s + rows))
+            # uint8 -> float64 in [0, 1] chunk by chunk: exact values, bounded memory.
+            x = to_float(pred_u8[idx], torch.float64, self.device)
+            y = to_float(true_u8[idx // n], torch.float64, self.device)
+            for k, v in self._frame_metrics(x, y).items():
+                parts.setdefault(k, []).append(v.cpu())
+        self.reducer.update({k: rearrange(torch.cat(v), "(b n) t -> b n t", b=b, n=n)
+                             for k, v in parts.items()})
+        if self.i3d is not None:
+            self._add_fvd(pred_u8, true_u8, context, b, n)
+
+    def _add_fvd(self, pred_u8: Tensor, true_u8: Tensor, context: np.ndarray | Tensor | None,
+                 b: int, n: int) -> None:
+        """pred_u8 (b*N, T, H, W, C), true_u8 (b, T, H, W, C), context (b, K, H, W, C) uint8."""
+        if self.p.fvd_frames == "context+pred":
+            if context is None:
+                raise UserError("FVD with fvd_frames='context+pred' needs the ground-truth "
+                                "context frames")
+            ctx = _as_tensor(context)  # (b, K, H, W, C)
+            real = torch.cat([ctx, true_u8], dim=1)
+            fake = torch.cat([ctx.repeat_interleave(n, dim=0), pred_u8], dim=1)
+        else:
+            real, fake = true_u8, pred_u8
+        size = self.p.i3d_size or None
+        # i3d_features converts uint8 (B, T, H, W, C) batch by batch.
+        self.real_feats.append(metrics.i3d_features(real, self.i3d, size=size))
+        feats = metrics.i3d_features(fake, self.i3d, size=size)
+        self.fake_feats.append(feats.reshape(b, n, -1))
+
+    def implementations(self) -> dict[str, Any]:
+        """What computed each metric: function, variant, parameters, weights SHA-256."""
+        def ssim_entry(variant: str) -> dict[str, Any]:
+            return {"function": "hvrnn.metrics.ssim", "variant": variant,
+                    "parameters": dataclasses.asdict(SSIM_VARIANTS[variant])}
+
+        impl: dict[str, Any] = {
+            "psnr": {"function": "hvrnn.metrics.psnr", "variant": self.p.psnr_variant,
+                     "data_range": 1.0},
+            "ssim": ssim_entry(self.p.ssim_variant),
+        }
+        if "ssim_legacy" in self.reducer.metrics:
+            impl["ssim_legacy"] = ssim_entry("legacy")
+        impl["lpips"] = SKIPPED if self.lpips_model is None else {
+            "function": "hvrnn.metrics.lpips", "version": "0.1", "net": self.p.lpips_net,
+            "weights_sha256": dict(self.lpips_model.weights_sha256)}
+        impl["fvd"] = SKIPPED if self.i3d is None else {
+            "function": "hvrnn.metrics.fvd_rounds",
+            "network": "I3D Kinetics-400, 400 logits averaged over time",
+            "format": getattr(self.i3d, "format", "module"),
+            "weights_sha256": getattr(self.i3d, "weights_sha256", None),
+            "frames": self.p.fvd_frames, "i3d_size": self.p.i3d_size,
+            "rounds": self.p.fvd_rounds, "frechet": "scipy.linalg.sqrtm float64"}
+        return impl
+
+    def results(self) -> dict[str, Any]:
+        """Per metric: best/mean/worst summaries and curves; FVD over rounds."""
+        out: dict[str, Any] = dict(self.reducer.result())
+        if "lpips" not in out:
+            out["lpips"] = SKIPPED
+        if self.i3d is not None:
+            real = np.concatenate(self.real_feats)
+            fake = np.concatenate(self.fake_feats)
+            out["fvd"] = metrics.fvd_rounds(real, fake, self.p.fvd_rounds, seed=self.p.seed)
+        else:
+            out["fvd"] = SKIPPED
+        return out

@@ -1,0 +1,176 @@
+"""Sampling to files (``hvrnn sample``).
+
+:func:`write_samples` draws prior samples from a checkpoint and writes ``samples.npz`` (the
+predictions layout of API.md), one PNG grid per sequence (rows: ground truth, then samples;
+columns: time steps), GIFs and MP4s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hvrnn import viz
+from hvrnn.checkpoint import load_checkpoint, resolve_checkpoint
+from hvrnn.distributed import resolve_device
+from hvrnn.errors import UserError
+from hvrnn.io.files import prepare_output_dir
+from hvrnn.io.frames import to_float, to_uint8
+from hvrnn.sampling import sample
+
+
+def read_context_file(path: str | Path, n_ctx: int, image_size: int, channels: int
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Clips from ``.npy`` / ``.npz`` as float tensors.
+
+    The file holds uint8 clips ``(N, T, H, W)`` or ``(N, T, H, W, C)`` with ``T >= n_ctx``
+    (``.npz``: key ``context``, optional ``truth``; else the only array). Frames after the
+    first ``n_ctx`` are ground truth.
+
+    Returns:
+        (context (N, K, C, H, W), truth (N, T', C, H, W) or None), float32 in [0, 1].
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"context file {str(path)!r} does not exist")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read context file {str(path)!r}: {exc}") from None
+    truth = None
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        with loaded:
+            keys = list(loaded.keys())
+            if "context" in keys:
+                clips = loaded["context"]
+                truth = loaded["truth"] if "truth" in keys else None
+            elif len(keys) == 1:
+                clips = loaded[keys[0]]
+            else:
+                raise UserError(f"context file {str(path)!r} has keys {keys}; expected "
+                                f"'context' (and optionally 'truth')")
+    else:
+        clips = loaded
+    arrays = [("clips", clips)] + ([("truth", truth)] if truth is not None else [])
+    out = []
+    for name, arr in arrays:
+        if arr.dtype != np.uint8:
+            raise UserError(f"{name} in {str(path)!r} must be uint8, got {arr.dtype}")
+        if arr.ndim == 4:
+            arr = arr[..., None]
+        if arr.ndim != 5 or arr.shape[2:] != (image_size, image_size, channels):
+            raise UserError(f"{name} in {str(path)!r} has shape {arr.shape}; the model needs "
+                            f"(N, T, {image_size}, {image_size}, {channels})")
+        out.append(to_float(arr))
+    clips_t = out[0]
+    if clips_t.shape[1] < n_ctx:
+        raise UserError(f"clips in {str(path)!r} have {clips_t.shape[1]} frames; the model "
+                        f"needs {n_ctx} context frames")
+    context = clips_t[:, :n_ctx]
+    if truth is not None:
+        return context, out[1]
+    return context, (clips_t[:, n_ctx:] if clips_t.shape[1] > n_ctx else None)
+
+
+def _grid_steps(t: int, max_columns: int = 10) -> list[int]:
+    if t <= max_columns:
+        return list(range(t))
+    return sorted({int(round(x)) for x in np.linspace(0, t - 1, max_columns)})
+
+
+def _test_clips(cfg, num_sequences: int, horizon: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first test clips of the checkpoint's dataset: context (M, K, ...) and truth."""
+    from hvrnn.data import build_dataset
+
+    ds = build_dataset(dataclasses.replace(cfg.data, n_pred=horizon), "test")
+    clips = torch.stack([ds[i] for i in range(min(num_sequences, len(ds)))])
+    return clips[:, :cfg.data.n_ctx], clips[:, cfg.data.n_ctx:]
+
+
+def write_pictures(out: Path, context: np.ndarray, samples: np.ndarray,
+                   truth: np.ndarray | None, video: bool = True) -> list[int]:
+    """``seq_<i>.png|gif|mp4`` per sequence and ``grid.png`` (all of them stacked).
+
+    Args:
+        context: uint8 (M, K, H, W, C); samples: uint8 (M, N, T, H, W, C); truth: uint8
+            (M, T', H, W, C) or None.
+
+    Returns:
+        The predicted time steps shown as grid columns (at most 10, evenly spaced).
+    """
+    scale = viz.auto_scale(context.shape[2])
+    steps = _grid_steps(samples.shape[2])
+    grids = []
+    for i in range(samples.shape[0]):
+        tr = None if truth is None else truth[i]
+        grid = viz.sample_grid(context[i], samples[i], tr, steps=steps)
+        grids.append(grid)
+        viz.save_png(grid.repeat(scale, 0).repeat(scale, 1), out / f"seq_{i:03d}.png")
+        frames = viz.animation_frames(context[i], samples[i], tr, scale=scale)
+        viz.save_gif(frames, out / f"seq_{i:03d}.gif")
+        if video:
+            viz.save_mp4(frames, out / f"seq_{i:03d}.mp4")
+    gap = np.full((4, grids[0].shape[1], 3), 255, np.uint8)
+    stacked = np.concatenate([x for g in grids for x in (g, gap)][:-1], axis=0)
+    viz.save_png(stacked.repeat(scale, 0).repeat(scale, 1), out / "grid.png")
+    return steps
+
+
+def write_samples(checkpoint: str | Path, out: str | Path | None = None, *,
+                  context: str | Path | None = None, n_samples: int = 5, horizon: int = 0,
+                  num_sequences: int = 4, seed: int = 0, temperature: float = 1.0,
+                  device: str = "auto", force: bool = False, video: bool = True) -> Path:
+    """Draw samples from a checkpoint and write them as npz, PNG grids, GIFs and MP4s.
+
+    Args:
+        checkpoint: a checkpoint file or a run directory.
+        out: output folder (default ``<run dir>/samples/<checkpoint name>``).
+        context: ``.npy``/``.npz`` of uint8 clips (see :func:`read_context_file`); default the
+            first ``num_sequences`` clips of the checkpoint config's test split.
+        n_samples: samples per sequence; horizon: predicted frames (0: ``eval.horizon`` or
+            ``data.n_pred``).
+        seed: seed of the latent noise; temperature: prior variance multiplier.
+        video: also write MP4s (needs imageio-ffmpeg).
+
+    Returns:
+        The output folder, holding ``samples.npz`` (``samples`` uint8 (M, N, T, H, W, C),
+        ``context`` uint8 (M, K, H, W, C), ``truth`` uint8 (M, T', H, W, C) when known),
+        ``grid.png`` (all sequences), ``seq_<i>.png``, ``seq_<i>.gif`` and ``seq_<i>.mp4``.
+    """
+    if n_samples < 1 or num_sequences < 1 or horizon < 0:
+        raise UserError("--n-samples and --num-sequences must be >= 1 and --horizon >= 0")
+    path = resolve_checkpoint(checkpoint)
+    dev = resolve_device(device)
+    model, cfg = load_checkpoint(path, device=dev)
+    horizon = horizon or cfg.eval.horizon or cfg.data.n_pred
+    if context is None:
+        ctx, truth = _test_clips(cfg, num_sequences, horizon)
+    else:
+        ctx, truth = read_context_file(context, cfg.data.n_ctx, cfg.data.image_size,
+                                       cfg.data.channels)
+    if out is None:
+        run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+        out = run_dir / "samples" / path.stem
+    out = prepare_output_dir(out, force=force)
+
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    chunks = []
+    for start in range(0, ctx.shape[0], max(1, cfg.eval.batch_size)):
+        part = ctx[start:start + cfg.eval.batch_size].to(dev)
+        chunks.append(sample(model, part, horizon=horizon, n_samples=n_samples, generator=gen,
+                             temperature=temperature).cpu())
+    arrays = {"samples": to_uint8(torch.cat(chunks)), "context": to_uint8(ctx)}  # (M, N, T, ...)
+    if truth is not None and truth.shape[1] > 0:
+        arrays["truth"] = to_uint8(truth)
+    np.savez_compressed(out / "samples.npz", **arrays)
+    steps = write_pictures(out, arrays["context"], arrays["samples"], arrays.get("truth"), video)
+    (out / "samples.json").write_text(json.dumps({
+        "checkpoint": str(path), "n_samples": n_samples, "horizon": horizon, "seed": seed,
+        "temperature": temperature, "sequences": int(arrays["samples"].shape[0]),
+        "context": str(context) if context is not None else f"{cfg.data.root} (test split)",
+        "grid_columns": steps}, indent=2))
+    return out
