@@ -1,0 +1,47 @@
+"""``hvrnn sample CHECKPOINT [--context FILE] [--n-samples N] [--horizon T] [--out DIR]``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from hvrnn.cli.common import FORMATTER
+
+
+def run(args: argparse.Namespace) -> int:
+    from hvrnn.sample_files import write_samples
+
+    out = write_samples(args.checkpoint, out=args.out, context=args.context,
+                        n_samples=args.n_samples, horizon=args.horizon,
+                        num_sequences=args.num_sequences, seed=args.seed,
+                        temperature=args.temperature, device=args.device, force=args.force)
+    print(f"wrote samples.npz, grids (PNG), GIFs and MP4s to {out}")
+    return 0
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "sample", formatter_class=FORMATTER, help="draw samples from a checkpoint",
+        description="Draw prior samples from CHECKPOINT (a .pt file or a run directory) and "
+                    "write samples.npz (uint8 samples (sequences, N, T, H, W, C) and context "
+                    "(sequences, K, H, W, C)), a PNG grid per sequence (rows: ground truth, "
+                    "then samples; columns: time steps), GIFs and MP4s.")
+    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT")
+    p.add_argument("--context", type=Path, default=None, metavar="FILE",
+                   help="uint8 clips (N, T, H, W[, C]) in .npy, or .npz with key 'context' "
+                        "(and optional 'truth'); frames after the first K are ground truth. "
+                        "Default: the first sequences of the config's test split")
+    p.add_argument("--n-samples", type=int, default=5, metavar="N")
+    p.add_argument("--horizon", type=int, default=0, metavar="T",
+                   help="frames to predict (0 = eval.horizon, else data.n_pred)")
+    p.add_argument("--num-sequences", type=int, default=4, metavar="M",
+                   help="test sequences to use when --context is not given")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="output folder (default <run dir>/samples/<checkpoint name>)")
+    p.add_argument("--force", action="store_true", help="replace files written before")
+    p.set_defaults(func=run)
+    return p
