@@ -50,7 +50,7 @@ def test_optimizer_state_survives(tiny_config, tmp_path):
     path = ck.save_checkpoint(state, tmp_path)
     raw = ck.read_checkpoint(path)
     opt2 = torch.optim.Adam(hvrnn.build_model(tiny_config.model).parameters(), lr=1e-3)
-    opt2.load_state_dict(raw["optimizer"])
+    opt2.load_state_dict(ck.optimizer_states(raw)["model"])
     s1, s2 = opt.state_dict()["state"], opt2.state_dict()["state"]
     assert s1.keys() == s2.keys() and len(s1) > 0
     for k in s1:
@@ -166,3 +166,21 @@ def test_weights_that_do_not_fit_their_config_are_refused(tiny_config, tmp_path)
     with pytest.raises(CheckpointError, match="does not fit"):
         hvrnn.load_checkpoint(path)
     assert issubclass(CheckpointError, UserError)
+
+
+def test_checkpoint_of_format_1_loads(tiny_config, tmp_path):
+    """A checkpoint of the first format: one ``optimizer``, the config in the earlier layout
+    (geometry in the model section, train.beta and train.betas)."""
+    model, opt, state = _ckpt(tiny_config)
+    state["format_version"] = 1
+    state["optimizer"] = state.pop("optimizers")["model"]
+    old = state["config"]
+    old["model"].update(n_ctx=2, image_size=16, image_channels=1, g_dim=128)
+    old["train"]["beta"] = old["train"].pop("kl_beta")
+    old["train"]["betas"] = old["train"].pop("adam_betas")
+    path = ck.save_checkpoint(state, tmp_path)
+    loaded, cfg = hvrnn.load_checkpoint(path)
+    assert cfg == tiny_config
+    assert ck.optimizer_states(ck.read_checkpoint(path))["model"]["state"].keys() == \
+        opt.state_dict()["state"].keys()
+    ck.check_compatible(ck.read_checkpoint(path), tiny_config, path)

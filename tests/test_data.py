@@ -12,8 +12,10 @@ import struct
 import numpy as np
 import pytest
 import torch
+from conftest import fake_digits
 from PIL import Image
 
+from hvrnn.cli.data import add_parser as add_data_parser
 from hvrnn.config import DataConfig
 from hvrnn.data import (
     PreparedVideoDataset,
@@ -23,19 +25,10 @@ from hvrnn.data import (
     prepare_smmnist,
     verify,
 )
-from hvrnn.data.cli import add_data_parser
 from hvrnn.data.manifest import ArrayWriter, write_manifest
 from hvrnn.data.mnist import load_mnist, read_mnist_path
 from hvrnn.data.smmnist import MAX_SPEED, digit_trajectory, resize_digit
 from hvrnn.errors import DataError
-
-
-def fake_digits(n: int, seed: int) -> np.ndarray:
-    """Digit-like uint8 images: a random bright blob inside a 28 x 28 black frame."""
-    rng = np.random.default_rng(seed)
-    x = np.zeros((n, 28, 28), dtype=np.uint8)
-    x[:, 4:24, 6:22] = rng.integers(0, 256, size=(n, 20, 16), dtype=np.uint8)
-    return x
 
 
 @pytest.fixture(scope="module")

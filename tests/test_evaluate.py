@@ -14,17 +14,12 @@ import torch
 from skimage.metrics import structural_similarity
 from torch import Tensor, nn
 
+from hvrnn.cli.evaluate import add_parser as add_evaluate_parser
 from hvrnn.errors import UserError
-from hvrnn.evaluate import (
-    PROTOCOLS,
-    Protocol,
-    add_evaluate_parser,
-    evaluate_checkpoint,
-    evaluate_predictions,
-    evaluate_predictions_file,
-    get_protocol,
-)
-from hvrnn.metrics.lpips import sha256_file
+from hvrnn.evaluation.from_checkpoint import evaluate_checkpoint
+from hvrnn.evaluation.predictions import evaluate_predictions, evaluate_predictions_file
+from hvrnn.evaluation.protocols import PROTOCOLS, Protocol, get_protocol
+from hvrnn.io.files import sha256_file
 
 # 3 sequences, 2 context + 10 predicted frames of 32x32 grey, as the demo protocol.
 PROTO = get_protocol("smmnist32-c2-p10-n10")

@@ -1,0 +1,166 @@
+"""Configuration: type and key checks, presets, the image geometry's single home, per-kind model
+sections, the loss settings, and configs of earlier layouts (renamed keys, stored configs)."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import pytest
+import yaml
+from helpers import tiny
+
+import hvrnn
+from hvrnn.config import (
+    ConfigError,
+    DataConfig,
+    HVRNNConfig,
+    ModelConfig,
+    SVGLPConfig,
+    config_from_dict,
+    save_config,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Keys and types
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("override,key", [
+    ("model.bogus=1", "model.bogus"),
+    ("model.latent_resolutions=[1,3]", "model.latent_resolutions"),
+    ("model.latent_resolutions=[8,1]", "model.latent_resolutions"),
+    ("data.n_ctx=0", "data.n_ctx"),
+    ("data.image_size=48", "data.image_size"),
+    ("model.n_z=ten", "model.n_z"),
+    ("model.likelihood=poisson", "model.likelihood"),
+    ("model.gn_groups_lstm=3", "model.gn_groups_lstm"),
+    ("model.g_dim=16", "model.g_dim"),  # a setting of another kind
+])
+def test_bad_config_names_the_key(override, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        tiny("tiny", override)
+
+
+def test_config_is_frozen_and_round_trips(tmp_path):
+    cfg = tiny("tiny", "model.n_z=3")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.model.n_z = 5
+    save_config(cfg, tmp_path / "c.yaml")
+    again = hvrnn.load_config(tmp_path / "c.yaml")
+    assert dataclasses.replace(again, name=cfg.name) == cfg
+    assert config_from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError, match="model.n_ctx"):
+        hvrnn.load_config("tiny", ["model.n_ctx=3"])  # disagrees with data.n_ctx=2
+
+
+def test_unknown_model_kind_is_refused():
+    with pytest.raises(ConfigError, match=r"model\.kind='svg'"):
+        tiny("tiny", "model.kind=svg")
+    with pytest.raises(ConfigError, match=r"model\.kind='svg'"):
+        hvrnn.build_model(ModelConfig(kind="svg"))
+
+
+def test_derived_preset_keeps_its_own_name():
+    cfg = hvrnn.load_config("bair64_nohier")
+    assert cfg.name == "bair64_nohier" and cfg.model.latent_resolutions == (1,)
+    assert cfg.data.name == "bair"  # inherited from its base preset
+
+
+def test_a_preset_of_another_kind_does_not_inherit_its_base_model_section():
+    cfg = hvrnn.load_config("tiny_svglp")  # base: tiny, an hvrnn preset
+    assert isinstance(cfg.model, SVGLPConfig) and cfg.data == hvrnn.load_config("tiny").data
+    assert cfg.model.gn_groups == SVGLPConfig.gn_groups
+
+
+def test_float_overrides_accept_exponent_notation():
+    assert tiny("tiny", "train.lr=1e-3").train.lr == 1e-3
+    assert tiny("tiny", "model.var_floor=0").model.var_floor == 0.0
+    with pytest.raises(ConfigError, match="train.lr"):
+        tiny("tiny", "train.lr=fast")
+
+
+# ---------------------------------------------------------------------------------------------
+# One home per value
+# ---------------------------------------------------------------------------------------------
+
+
+def test_image_geometry_lives_in_the_data_section():
+    cfg = tiny("tiny", "data.image_size=16", "data.n_ctx=3", "data.channels=3")
+    assert (cfg.model.image_size, cfg.model.n_ctx, cfg.model.image_channels) == (16, 3, 3)
+    assert "image_size" not in cfg.to_dict()["model"] and "n_ctx" not in cfg.to_dict()["model"]
+    # Replacing the data section hands the new geometry to the model section.
+    smaller = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, image_size=8))
+    assert smaller.model.image_size == 8
+    model = hvrnn.build_model(cfg.model)
+    assert model.n_ctx == 3
+    # A model section on its own has no geometry; build_model can take it from a data section.
+    with pytest.raises(ConfigError, match="geometry"):
+        hvrnn.build_model(HVRNNConfig())
+    alone = hvrnn.build_model(dataclasses.replace(cfg.model, geometry=None), cfg.data)
+    assert sum(p.numel() for p in alone.parameters()) == sum(
+        p.numel() for p in model.parameters())
+
+
+def test_loss_settings_form_one_object():
+    cfg = tiny("tiny", "model.likelihood=l1", "model.kl_estimator=mc", "train.kl_beta=0.5",
+               "train.beta_warmup_steps=7", "train.free_bits=0.25")
+    assert dataclasses.astuple(cfg.loss) == ("l1", "mc", 0.5, 7, 0.25)
+
+
+def test_model_sections_hold_only_their_kind_settings():
+    hv, svg = hvrnn.load_config("tiny").model, hvrnn.load_config("tiny_svglp").model
+    assert isinstance(hv, HVRNNConfig) and not hasattr(hv, "g_dim")
+    assert isinstance(svg, SVGLPConfig) and not hasattr(svg, "prior_dense")
+    assert svg.latent_shapes == ((svg.n_z, 1, 1),)
+
+
+def test_eval_section_defaults_to_the_protocol():
+    assert DataConfig().geometry.n_ctx == DataConfig().n_ctx
+    cfg = hvrnn.load_config("bair64")
+    assert cfg.eval.n_samples == 0 and cfg.eval.max_sequences == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Earlier layouts
+# ---------------------------------------------------------------------------------------------
+
+
+def _old_layout(cfg) -> dict:
+    """The dict an earlier version stored for ``cfg``: geometry copied into the model section,
+    train.beta / train.betas, and the settings of every kind in one model section."""
+    d = cfg.to_dict()
+    d["model"].update(n_ctx=cfg.data.n_ctx, image_size=cfg.data.image_size,
+                      image_channels=cfg.data.channels)
+    for key, value in dict(g_dim=128, rnn_size=256, predictor_layers=2, posterior_layers=1,
+                           prior_layers=1, latent_resolutions=[1], prior_dense=True,
+                           center_tap_1x1=True).items():
+        d["model"].setdefault(key, value)
+    d["train"]["beta"] = d["train"].pop("kl_beta")
+    d["train"]["betas"] = d["train"].pop("adam_betas")
+    return d
+
+
+@pytest.mark.parametrize("preset", ["tiny", "tiny_svglp", "bair64_svglp"])
+def test_configs_of_the_earlier_layout_load_unchanged(preset):
+    cfg = hvrnn.load_config(preset)
+    old = _old_layout(cfg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # stored configs migrate silently
+        assert config_from_dict(old, warn=False) == cfg
+    from hvrnn.checkpoint import config_differences
+
+    assert config_differences(old, cfg.to_dict()) == []
+
+
+def test_renamed_keys_still_work_with_a_deprecation_message(tmp_path):
+    with pytest.warns(FutureWarning, match="train.kl_beta"):
+        cfg = tiny("tiny", "train.beta=0.25")
+    assert cfg.train.kl_beta == 0.25
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump({"base": "tiny", "train": {"betas": [0.5, 0.9]}}))
+    with pytest.warns(FutureWarning, match="train.adam_betas"):
+        assert hvrnn.load_config(path).train.adam_betas == (0.5, 0.9)
+    with pytest.raises(ConfigError, match="give only train.kl_beta"), \
+            pytest.warns(FutureWarning):
+        config_from_dict({"train": {"beta": 1.0, "kl_beta": 2.0}})
