@@ -77,17 +77,18 @@ def _headline(result: dict[str, Any]) -> dict[str, float]:
             "psnr_best": float(metrics["psnr"]["best"]["mean"])}
 
 
-def print_table(summary: dict[str, dict[str, float]], out: Path, samples_dir: Path,
-                total: float) -> None:
-    """The demo's result on stdout: best-of-N SSIM and PSNR of each predictor."""
-    print()
-    print(f"{'':12s} {'SSIM best-of-N':>15s} {'PSNR best-of-N':>15s}")
-    for name, s in summary.items():
-        print(f"{name:12s} {s['ssim_best']:15.4f} {s['psnr_best']:15.2f}")
-    print()
-    print(f"samples (GIF, MP4, PNG grids): {samples_dir}")
-    print(f"metrics: {out / 'eval'}/*/metrics.json; summary: {out / 'demo_results.json'}")
-    print(f"training log: {out / 'run' / 'metrics.jsonl'}; total {total:.0f} s", flush=True)
+def format_results(results: dict[str, Any]) -> str:
+    """The demo's result table (best-of-N SSIM and PSNR of each predictor) and its outputs."""
+    lines = ["", f"{'':12s} {'SSIM best-of-N':>15s} {'PSNR best-of-N':>15s}"]
+    for name, s in results["scores"].items():
+        lines.append(f"{name:12s} {s['ssim_best']:15.4f} {s['psnr_best']:15.2f}")
+    outputs, run = results["outputs"], Path(results["outputs"]["run"])
+    lines += ["", f"samples (GIF, MP4, PNG grids): {outputs['samples']}",
+              f"metrics: {outputs['evaluation']}/*/metrics.json; summary: "
+              f"{run.parent / 'demo_results.json'}",
+              f"training log: {run / 'metrics.jsonl'}; total "
+              f"{results['wall_seconds']['total']:.0f} s"]
+    return "\n".join(lines)
 
 
 def run_demo(out: str | Path | None = None, data: str | Path = "data/smmnist32",
@@ -147,5 +148,4 @@ def run_demo(out: str | Path | None = None, data: str | Path = "data/smmnist32",
                     "evaluation": str(out / "eval")},
     }
     (out / "demo_results.json").write_text(json.dumps(results, indent=2))
-    print_table(summary, out, samples_dir, results["wall_seconds"]["total"])
     return results

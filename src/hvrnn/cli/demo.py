@@ -10,9 +10,10 @@ from hvrnn.cli.common import FORMATTER
 
 
 def run(args: argparse.Namespace) -> int:
-    from hvrnn.demo import run_demo
+    from hvrnn.demo import format_results, run_demo
 
-    run_demo(out=args.out, data=args.data, steps=args.steps, mnist=args.mnist)
+    print(format_results(run_demo(out=args.out, data=args.data, steps=args.steps,
+                                  mnist=args.mnist)))
     return 0
 
 
