@@ -71,7 +71,8 @@ def test_trajectory_bounces_only_at_walls(image_size, deterministic):
                 np.testing.assert_array_equal(vel[t], vel[t - 1])  # no change between walls
                 continue
             # the new normal velocity points away from the wall; columns are tested last, and
-            # a column bounce re-draws dy too (SPEC 5.1), so a corner only fixes the sign of dx
+            # a column bounce re-draws dy too (docs/design.md section 5.1), so a corner only fixes
+            # the sign of dx
             for ax in (1,) if hit[1] else (0,):
                 assert vel[t][ax] >= 1 if raw[ax] < 0 else vel[t][ax] <= -1
             if deterministic:

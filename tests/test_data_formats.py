@@ -168,7 +168,7 @@ def test_cityscapes_round_trip(tmp_path, cityscapes_source, from_zip):
     np.testing.assert_array_equal(train[1], _reference_resize(frames[("train", "bochum", 7)]))
     cfg = DataConfig(name="cityscapes", root=str(out), image_size=8, channels=3, n_ctx=2,
                      n_pred=10)
-    test = build_dataset(cfg, "test")  # the official val split (SPEC 9 A7)
+    test = build_dataset(cfg, "test")  # the official val split (docs/design.md section 8, D7)
     assert len(test) == 1
     ref = _reference_resize(frames[("val", "frankfurt", 3)])[:12]
     np.testing.assert_array_equal((test[0].permute(0, 2, 3, 1) * 255).round().byte().numpy(),

@@ -335,7 +335,7 @@ def check_compatible(ckpt: dict[str, Any], cfg: ExperimentConfig, path: str | Pa
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"
                     ) -> tuple[torch.nn.Module, ExperimentConfig]:
-    """Rebuild the model and its config from a checkpoint alone (API.md).
+    """Rebuild the model and its config from a checkpoint alone (``hvrnn.load_checkpoint``).
 
     Args:
         path: a checkpoint file, or a run directory (its latest checkpoint).

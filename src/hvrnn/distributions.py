@@ -1,8 +1,9 @@
 """Diagonal Gaussians from raw network outputs, reparameterised sampling and analytic KL.
 
 A head outputs ``2 * C`` channels: the first half is the mean, the second half ``scale_raw``;
-the variance is ``softplus(scale_raw) + var_floor`` (SPEC 2 and 8.4). All of this is computed in
-float32, also under autocast, because ``log(softplus(.))`` underflows early in half precision.
+the variance is ``softplus(scale_raw) + var_floor`` (docs/design.md sections 2 and 7). All of
+this is computed in float32, also under autocast, because ``log(softplus(.))`` underflows early
+in half precision.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ class DiagonalGaussian:
                 generator: torch.Generator | None = None) -> Tensor:
         """``mean + sqrt(temperature * var) * eps``; ``eps`` is drawn if not given.
 
-        ``temperature`` multiplies the variance (SPEC 3.11 item 15); 0 gives the mean.
+        ``temperature`` multiplies the variance (docs/design.md section 7, item 7); 0 gives the
+        mean.
         """
         if eps is None:
             eps = torch.randn(self.mean.shape, generator=generator, device=self.mean.device,

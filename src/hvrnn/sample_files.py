@@ -1,8 +1,8 @@
 """Sampling to files (``hvrnn sample``).
 
 :func:`write_samples` draws prior samples from a checkpoint and writes ``samples.npz`` (the
-predictions layout of API.md), one PNG grid per sequence (rows: ground truth, then samples;
-columns: time steps), GIFs and MP4s.
+predictions layout of docs/evaluation.md), one PNG grid per sequence (rows: ground truth, then
+samples; columns: time steps), GIFs and MP4s.
 """
 
 from __future__ import annotations

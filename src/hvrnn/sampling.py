@@ -56,5 +56,5 @@ def rollout(model: VideoModel, context: Tensor, horizon: int, n_samples: int = 1
 def sample(model: VideoModel, context: Tensor, horizon: int = 28, n_samples: int = 100,
            generator: torch.Generator | None = None, temperature: float = 1.0,
            use_mean: bool = False) -> Tensor:
-    """Public entry point (API.md): same as :func:`rollout`. -> (B, S, horizon, C, H, W)."""
+    """``hvrnn.sample``: the same as :func:`rollout`. -> (B, S, horizon, C, H, W)."""
     return rollout(model, context, horizon, n_samples, generator, temperature, use_mean)

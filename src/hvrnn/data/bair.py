@@ -1,4 +1,4 @@
-"""BAIR robot pushing, action-free (SPEC 5.2), read straight from the TFRecords.
+"""BAIR robot pushing, action-free (docs/design.md section 5.2), read straight from the TFRecords.
 
 Source: ``bair_robot_pushing_dataset_v0.tar`` or its extracted folder,
 ``softmotion30_44k/{train,test}/*.tfrecords``. Each record is a ``tf.train.Example`` holding, for

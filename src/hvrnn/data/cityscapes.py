@@ -1,4 +1,5 @@
-"""Cityscapes sequences (SPEC 5.3): 30-frame snippets, centre square, resized to S x S.
+"""Cityscapes sequences: 30-frame snippets, centre square, resized to S x S (docs/design.md
+section 5.3).
 
 Source: the ``leftImg8bit_sequence`` folder
 (``<split>/<city>/<city>_<seq>_<frame>_leftImg8bit.png``) or the
@@ -14,7 +15,8 @@ identical for the integer factors 8 and 16 of 1024 -> 128 and 64). The original 
 
 Output: ``train.npy``, ``val.npy``, ``test.npy`` (whichever splits the source has), uint8
 ``(N, 30, S, S, 3)``, snippets ordered by (city, sequence id), plus ``manifest.json``. The loader's
-``test`` split is the official **val** split (SPEC 9 A7); ``val`` is an alias of it.
+``test`` split is the official **val** split (docs/design.md section 8, D7); ``val`` is an alias
+of it.
 """
 
 from __future__ import annotations

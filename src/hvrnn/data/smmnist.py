@@ -1,4 +1,5 @@
-"""Stochastic Moving MNIST (SPEC 5.1; the generator of SVG's ``data/moving_mnist.py``).
+"""Stochastic Moving MNIST: the generator of SVG's ``data/moving_mnist.py`` (docs/design.md
+section 5.1).
 
 On a canvas of ``S x S`` (S = 64 in the paper) each of ``num_digits`` MNIST digits, resized from
 28 x 28 to ``S/2 x S/2`` (32 x 32 at S = 64), starts at a uniform integer position in

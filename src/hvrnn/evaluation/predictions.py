@@ -1,4 +1,5 @@
-"""Scoring predictions: arrays in memory or a predictions file (API.md), block by block."""
+"""Scoring predictions: arrays in memory or a predictions file (docs/evaluation.md), block by
+block."""
 
 from __future__ import annotations
 
@@ -125,7 +126,7 @@ def evaluate_predictions_file(npz_path: str | Path, protocol_id: str | Protocol,
                               dataset: Any = None, max_sequences: int | None = None,
                               force: bool = False, device: str = "cpu",
                               chunk: int = 4) -> dict[str, Any]:
-    """Score a predictions file (API.md) against the protocol's ground truth.
+    """Score a predictions file (docs/evaluation.md) against the protocol's ground truth.
 
     The file holds ``samples`` uint8 (sequences, N, T_pred, H, W, C) and optionally
     ``context`` uint8 (sequences, K, H, W, C); sequence i must be test sequence i of the

@@ -1,4 +1,4 @@
-"""Frechet video distance (Unterthiner et al., 2018; SPEC 6, item 5).
+"""Frechet video distance (Unterthiner et al., 2018; docs/design.md section 6.5).
 
 Pipeline: videos (B, T, C, H, W) in [0, 1] -> bilinear resize of every frame to 224x224, values
 to [-1, 1], grey repeated to 3 channels, layout (B, 3, T, 224, 224) -> I3D (Kinetics-400) ->

@@ -307,7 +307,7 @@ def lpips(pred: Tensor, target: Tensor, net: str = "alex",
     Args:
         pred: (B, T, C, H, W) in [0, 1]; C is 1 (repeated to 3) or 3.
         target: (B, T, C, H, W) in [0, 1].
-        net: ``"alex"`` (SPEC 9 A9) or ``"vgg"``.
+        net: ``"alex"`` (docs/design.md section 8, D9) or ``"vgg"``.
         weights: a directory with the backbone and heads, the backbone file (heads from
             ``heads=`` or next to it), or an already loaded :class:`LPIPS` module.
         heads: the v0.1 head file, when not next to the backbone.

@@ -1,4 +1,4 @@
-"""Peak signal-to-noise ratio per frame (SPEC 6, item 3)."""
+"""Peak signal-to-noise ratio per frame (docs/design.md section 6.3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reductions of per-frame metric values over samples and sequences (SPEC 6, item 4).
+"""Reductions of per-frame metric values over samples and sequences (docs/design.md section 6.4).
 
 Per sequence and metric, with values (N samples, T frames):
 

@@ -1,4 +1,4 @@
-"""Structural similarity per frame, written with batched torch convolutions (SPEC 6, item 3).
+"""Structural similarity per frame, with batched torch convolutions (docs/design.md section 6.3).
 
 The values reproduce ``skimage.metrics.structural_similarity`` (scikit-image >= 0.19) on each
 channel of each frame, averaged over channels:
