@@ -43,6 +43,13 @@ def _seed_everything():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _private_weights_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own empty weights cache: none reads the user's ~/.cache."""
+    monkeypatch.setenv("HVRNN_CACHE", str(tmp_path_factory.mktemp("hvrnn-cache")))
+    yield
+
+
 @pytest.fixture
 def tiny_config():
     """The ``tiny`` preset shrunk to 16x16 frames, 2 context + 3 predicted, batch 4."""

@@ -6,11 +6,26 @@
   occupied output folder.
 - :mod:`hvrnn.io.npy`: ``.npy`` arrays written and read a block of rows at a time (plain files or
   members of an ``.npz`` archive), so that large arrays never need to fit in memory.
+
+Names are imported on first use, so that ``hvrnn.io.files`` (standard library only) can be used
+where torch must not be loaded (``hvrnn weights list``).
 """
 
-from hvrnn.io.files import prepare_output_dir, sha256_file
-from hvrnn.io.frames import to_float, to_uint8
-from hvrnn.io.npy import NpyReader, NpyWriter, open_npz
+from __future__ import annotations
 
-__all__ = ["NpyReader", "NpyWriter", "open_npz", "prepare_output_dir", "sha256_file", "to_float",
-           "to_uint8"]
+import importlib
+from typing import Any
+
+_NAMES = {
+    "prepare_output_dir": "files", "sha256_file": "files",
+    "to_float": "frames", "to_uint8": "frames",
+    "NpyReader": "npy", "NpyWriter": "npy", "open_npz": "npy",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _NAMES:
+        raise AttributeError(f"module 'hvrnn.io' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"hvrnn.io.{_NAMES[name]}"), name)

@@ -1,0 +1,190 @@
+"""The weights cache: the real download code against a loopback HTTP server, add, and lookups."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from hvrnn import weights
+from hvrnn.errors import WeightsError
+from hvrnn.weights import WeightFile
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Serves ``server.files``; honours ``Range: bytes=N-``; a path in ``server.cut`` gets half
+    of its body on the first request and then the connection is closed."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        server = self.server
+        server.log.append((self.path, self.headers.get("Range")))
+        data = server.files.get(self.path)
+        if data is None:
+            self.send_error(404, "Not Found")
+            return
+        start = 0
+        rng = self.headers.get("Range")
+        if rng and server.ranges:
+            start = int(rng.removeprefix("bytes=").split("-")[0])
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.path in server.cut:
+            server.cut.discard(self.path)
+            self.wfile.write(body[:len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:  # keep the test output clean
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[http.server.ThreadingHTTPServer]:
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv.files, srv.cut, srv.log, srv.ranges = {}, set(), [], True
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def _entry(srv, name: str, data: bytes, sha256: str | None = None) -> WeightFile:
+    srv.files[f"/{name}"] = data
+    return WeightFile(name, f"{name}.bin", sha256 or hashlib.sha256(data).hexdigest(), len(data),
+                      (f"http://127.0.0.1:{srv.server_port}/{name}",), "tests", "fixture")
+
+
+def _payload(n: int = 300_000, seed: int = 0) -> bytes:
+    return torch.randint(0, 256, (n,), generator=torch.Generator().manual_seed(seed),
+                         dtype=torch.uint8).numpy().tobytes()
+
+
+def test_fetch_installs_a_verified_file(server, tmp_path: Path) -> None:
+    data = _payload()
+    entry = _entry(server, "model", data)
+    path = weights.fetch("", entry=entry, folder=tmp_path, progress=False)
+    assert path == tmp_path / "model.bin" and path.read_bytes() == data
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.bin"]  # no partial file left
+    assert weights.file_status(entry, tmp_path) == "verified"
+    # Already installed and verified: no second download.
+    weights.fetch("", entry=entry, folder=tmp_path, progress=False)
+    assert len(server.log) == 1
+
+
+def test_checksum_mismatch_installs_nothing(server, tmp_path: Path) -> None:
+    data = _payload()
+    entry = _entry(server, "model", data, sha256="0" * 64)
+    with pytest.raises(WeightsError, match="has SHA-256 .* nothing was installed") as info:
+        weights.fetch("", entry=entry, folder=tmp_path, progress=False)
+    assert "\n" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+    # A wrong size is refused the same way.
+    entry = dataclasses.replace(_entry(server, "model", data), size=len(data) + 1)
+    with pytest.raises(WeightsError, match="nothing was installed"):
+        weights.fetch("", entry=entry, folder=tmp_path, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupted_transfer_is_resumed(server, tmp_path: Path) -> None:
+    data = _payload()
+    entry = _entry(server, "model", data)
+    server.cut.add("/model")
+    path = weights.fetch("", entry=entry, folder=tmp_path, progress=False)
+    assert path.read_bytes() == data
+    assert server.log == [("/model", None), ("/model", f"bytes={len(data) // 2}-")]
+
+
+def test_interrupted_transfer_is_resumed_by_the_next_call(server, tmp_path: Path) -> None:
+    data = _payload()
+    entry = _entry(server, "model", data)
+    server.cut.add("/model")
+    with pytest.raises(WeightsError, match="run the command again to resume") as info:
+        weights.fetch("", entry=entry, folder=tmp_path, progress=False, retries=0)
+    assert "\n" not in str(info.value)
+    part = tmp_path / "model.bin.part"
+    assert part.stat().st_size == len(data) // 2 and not (tmp_path / "model.bin").exists()
+    assert weights.file_status(entry, tmp_path) == "partial"
+    path = weights.fetch("", entry=entry, folder=tmp_path, progress=False)
+    assert path.read_bytes() == data and not part.exists()
+    assert server.log[-1] == ("/model", f"bytes={len(data) // 2}-")
+
+
+def test_server_without_range_support_restarts_the_download(server, tmp_path: Path) -> None:
+    data = _payload()
+    entry = _entry(server, "model", data)
+    (tmp_path / "model.bin.part").write_bytes(b"x" * 1000)  # stale bytes, replaced
+    server.ranges = False
+    assert weights.fetch("", entry=entry, folder=tmp_path, progress=False).read_bytes() == data
+
+
+def test_404_is_one_line_and_the_next_url_is_tried(server, tmp_path: Path) -> None:
+    data = _payload(1000)
+    entry = _entry(server, "model", data)
+    missing = dataclasses.replace(entry, urls=(f"http://127.0.0.1:{server.server_port}/gone",))
+    with pytest.raises(WeightsError) as info:
+        weights.fetch("", entry=missing, folder=tmp_path, progress=False)
+    msg = str(info.value)
+    assert "\n" not in msg and "HTTP 404" in msg and "/gone" in msg
+    assert list(tmp_path.iterdir()) == []
+    mirrors = dataclasses.replace(entry, urls=missing.urls + entry.urls)
+    assert weights.fetch("", entry=mirrors, folder=tmp_path, progress=False).read_bytes() == data
+
+
+def test_add_verifies_and_installs(tmp_path: Path, monkeypatch) -> None:
+    data = _payload(5000)
+    src = tmp_path / "copy.pt"
+    src.write_bytes(data)
+    cache = tmp_path / "cache"
+    monkeypatch.setitem(weights.REGISTRY, "i3d", dataclasses.replace(
+        weights.REGISTRY["i3d"], sha256=hashlib.sha256(data).hexdigest(), size=len(data)))
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(data[:-1] + b"\x00")
+    with pytest.raises(WeightsError, match="nothing was installed"):
+        weights.add("i3d", bad, folder=cache)
+    assert not (cache / "i3d_torchscript.pt").exists()
+    path = weights.add("i3d", src, folder=cache)
+    assert path == cache / "i3d_torchscript.pt" and path.read_bytes() == data
+    assert weights.file_status(weights.REGISTRY["i3d"], cache) == "verified"
+    path.write_bytes(b"changed")
+    assert weights.file_status(weights.REGISTRY["i3d"], cache) == "corrupt"
+    with pytest.raises(WeightsError, match="--force"):
+        weights.add("i3d", src, folder=cache)
+    assert weights.add("i3d", src, folder=cache, force=True).read_bytes() == data
+    with pytest.raises(WeightsError, match="unknown weights"):
+        weights.add("inception", src, folder=cache)
+
+
+def test_registry_matches_the_published_names() -> None:
+    for entry in weights.REGISTRY.values():
+        assert len(entry.sha256) == 64 and int(entry.sha256, 16) >= 0
+        assert all(u.startswith("https://") for u in entry.urls)
+        stem = entry.filename.rsplit(".", 1)[0]
+        if entry.urls[0].startswith("https://download.pytorch.org/"):
+            # torchvision names carry the first 8 hex digits of the file's SHA-256.
+            assert entry.sha256.startswith(stem.rsplit("-", 1)[1]), entry.name
+    assert len({e.filename for e in weights.REGISTRY.values()}) == len(weights.REGISTRY)
+    assert [e.name for e in weights.resolve_names(["lpips", "alexnet", "fvd"])] == [
+        "alexnet", "lpips-alex", "i3d"]
+    with pytest.raises(WeightsError, match="unknown weights 'fid'"):
+        weights.resolve_names(["fid"])
+
+
+def test_cache_location_follows_the_environment(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HVRNN_CACHE", str(tmp_path / "c"))
+    assert weights.weights_dir() == tmp_path / "c" / "weights"
+    monkeypatch.delenv("HVRNN_CACHE")
+    assert weights.weights_dir() == Path.home() / ".cache" / "hvrnn" / "weights"
