@@ -136,7 +136,7 @@ def test_torchscript_i3d_and_fvd(tmp_path: Path) -> None:
     torch.jit.script(detector).save(str(path))
     model = load_i3d(path)
     assert model.format == "torchscript"
-    real = _videos(24, 2, t=4, c=1, size=8)
+    real = _videos(24, 2, t=9, c=1, size=8)
     feats = metrics.i3d_features(real, model, batch_size=5, size=32)
     with torch.no_grad():
         expected = detector(metrics.i3d_preprocess(real, 32), False, False, True)
@@ -151,7 +151,7 @@ def test_torchscript_i3d_and_fvd(tmp_path: Path) -> None:
 
 
 def test_i3d_features_from_state_dict(i3d_file: Path) -> None:
-    videos = _videos(3, 3, t=8, size=32)
+    videos = _videos(3, 3, t=9, size=32)
     model = load_i3d(i3d_file)
     feats = metrics.i3d_features(videos, model, batch_size=2, size=None)
     assert feats.shape == (3, 400) and feats.dtype == np.float64 and np.isfinite(feats).all()

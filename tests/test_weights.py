@@ -188,3 +188,46 @@ def test_cache_location_follows_the_environment(tmp_path: Path, monkeypatch) -> 
     assert weights.weights_dir() == tmp_path / "c" / "weights"
     monkeypatch.delenv("HVRNN_CACHE")
     assert weights.weights_dir() == Path.home() / ".cache" / "hvrnn" / "weights"
+
+
+def test_missing_cached_weights_name_the_fetch_command() -> None:
+    from hvrnn import metrics
+
+    with pytest.raises(WeightsError, match=r"`hvrnn weights fetch alexnet lpips-alex`"):
+        metrics.load_lpips("alex")
+    with pytest.raises(WeightsError, match=r"`hvrnn weights fetch vgg16 lpips-vgg`"):
+        metrics.lpips(torch.rand(1, 1, 3, 32, 32), torch.rand(1, 1, 3, 32, 32), net="vgg")
+    with pytest.raises(WeightsError, match=r"`hvrnn weights fetch i3d`"):
+        metrics.load_i3d(None)
+
+
+def _register_fixture(monkeypatch, name: str, path: Path) -> None:
+    """Pin a registry entry to a fixture file, as if it were the published one."""
+    data = path.read_bytes()
+    monkeypatch.setitem(weights.REGISTRY, name, dataclasses.replace(
+        weights.REGISTRY[name], sha256=hashlib.sha256(data).hexdigest(), size=len(data)))
+
+
+def test_metric_loaders_find_the_cache(tmp_path: Path, monkeypatch) -> None:
+    from test_metrics_lpips import _alex_checkpoint, _heads
+
+    from hvrnn import metrics
+
+    gen = torch.Generator().manual_seed(0)
+    torch.save(_alex_checkpoint(gen), tmp_path / "backbone.pth")
+    torch.save(_heads("alex", gen), tmp_path / "heads.pth")
+    torch.jit.script(torch.nn.Identity()).save(str(tmp_path / "i3d.pt"))
+    for name, file in (("alexnet", "backbone.pth"), ("lpips-alex", "heads.pth"),
+                       ("i3d", "i3d.pt")):
+        _register_fixture(monkeypatch, name, tmp_path / file)
+        weights.add(name, tmp_path / file)
+    model = metrics.load_lpips("alex")
+    assert model.weights_sha256["backbone"] == weights.REGISTRY["alexnet"].sha256
+    x, y = torch.rand(1, 2, 3, 32, 32), torch.rand(1, 2, 3, 32, 32)
+    torch.testing.assert_close(metrics.lpips(x, y), metrics.lpips(x, y, weights=model))
+    assert metrics.load_i3d(None).weights_sha256 == weights.REGISTRY["i3d"].sha256
+    # A cached file that is not the pinned one is refused before it is used.
+    monkeypatch.setitem(weights.REGISTRY, "i3d", dataclasses.replace(
+        weights.REGISTRY["i3d"], sha256="1" * 64))
+    with pytest.raises(WeightsError, match="weights fetch i3d --force"):
+        metrics.load_i3d(None)

@@ -40,4 +40,13 @@ def to_float(frames: np.ndarray | Tensor, dtype: torch.dtype = torch.float32,
                              else np.array(a, copy=True, order="C"))
     if device is not None:
         x = x.to(device)
-    return rearrange(x, "... h w c -> ... c h w").to(dtype) / 255.0
+    return uint8_to_float(rearrange(x, "... h w c -> ... c h w"), dtype)
+
+
+def uint8_to_float(frames: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+    """uint8 grey levels ``k`` -> float ``k / 255`` in [0, 1], the layout unchanged.
+
+    The scale of :func:`to_float` (which also moves channels first), for tensors that are
+    already ``(..., C, H, W)``, such as uint8 frames handed to a metric function.
+    """
+    return frames.to(dtype) / 255.0

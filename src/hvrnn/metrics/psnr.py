@@ -6,6 +6,8 @@ import torch
 from einops import reduce
 from torch import Tensor
 
+from hvrnn.metrics.inputs import unit_range
+
 PSNR_VARIANTS = ("global", "per_channel")
 
 
@@ -21,8 +23,9 @@ def psnr(pred: Tensor, target: Tensor, variant: str = "global") -> Tensor:
     """PSNR in dB of every frame, with a data range of 1.
 
     Args:
-        pred: (B, T, C, H, W) in [0, 1].
-        target: (B, T, C, H, W) in [0, 1].
+        pred: (B, T, C, H, W) floats in [0, 1], or uint8 (divided by 255; the uint8 result
+            equals scikit-image's ``peak_signal_noise_ratio`` on the uint8 frames).
+        target: (B, T, C, H, W), same rule.
         variant: ``"global"``: ``10 log10(1 / MSE)`` with the MSE over all pixels and channels
             (scikit-image's ``peak_signal_noise_ratio(data_range=1)`` on the whole frame).
             ``"per_channel"``: the mean over channels of each channel's PSNR (what SVG's
@@ -31,11 +34,17 @@ def psnr(pred: Tensor, target: Tensor, variant: str = "global") -> Tensor:
     Returns:
         (B, T) float64. A frame identical to its target has MSE 0 and PSNR ``+inf``, as in
         scikit-image; reductions over such frames stay ``inf``.
+
+    Raises:
+        ValueError: shapes differ or are not 5-d; float values outside [0, 1] (the message
+            names the range found; see :mod:`hvrnn.metrics.inputs`).
     """
     _check_pair(pred, target, "psnr")
+    pred = unit_range(pred, "psnr: pred", torch.float64)
+    target = unit_range(target, "psnr: target", torch.float64)
     if variant not in PSNR_VARIANTS:
         raise ValueError(f"psnr: unknown variant {variant!r}; expected one of {PSNR_VARIANTS}")
-    err = (pred.double() - target.double()) ** 2  # (B, T, C, H, W)
+    err = (pred - target) ** 2  # (B, T, C, H, W)
     # torch divides by zero without a warning: MSE 0 gives +inf.
     if variant == "global":
         mse = reduce(err, "b t c h w -> b t", "mean")

@@ -1,7 +1,10 @@
-"""Structural similarity per frame, with batched torch convolutions (docs/design.md section 6.3).
+"""Structural similarity (Wang et al., 2004) per frame, with batched torch convolutions
+(docs/design.md section 6.3).
 
 The values reproduce ``skimage.metrics.structural_similarity`` (scikit-image >= 0.19) on each
-channel of each frame, averaged over channels:
+channel of each frame, averaged over channels. uint8 frames are divided by 255 first, so the
+``"skimage"`` value of uint8 frames equals scikit-image's SSIM of the uint8 images with its
+default ``data_range=255``:
 
 - ``"skimage"``: the scikit-image defaults with ``data_range=1``: a 7x7 uniform window,
   ``K1=0.01``, ``K2=0.03``, sample covariances (variance times ``N / (N - 1)``, N = 49).
@@ -23,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
+
+from hvrnn.metrics.inputs import unit_range
 
 
 @dataclass(frozen=True)
@@ -99,13 +104,17 @@ def ssim_variants(pred: Tensor, target: Tensor, variants: tuple[str, ...] = ("sk
     """Several SSIM variants at once; variants with the same window share the filtering.
 
     Args:
-        pred: (B, T, C, H, W) in [0, 1].
-        target: (B, T, C, H, W) in [0, 1].
+        pred: (B, T, C, H, W) floats in [0, 1], or uint8 (divided by 255).
+        target: (B, T, C, H, W), same rule.
         variants: names from :data:`SSIM_VARIANTS`.
         dtype: computation precision; float64 (default) matches scikit-image to ~1e-12.
 
     Returns:
         ``{variant: (B, T)}`` SSIM per frame, the mean over channels of each channel's SSIM.
+
+    Raises:
+        ValueError: shapes differ or are not 5-d, frames smaller than a window, an unknown
+            variant, or float values outside [0, 1] (the range found is named).
     """
     if pred.shape != target.shape or pred.dim() != 5:
         raise ValueError(f"ssim: pred {tuple(pred.shape)} and target {tuple(target.shape)} "
@@ -114,6 +123,8 @@ def ssim_variants(pred: Tensor, target: Tensor, variants: tuple[str, ...] = ("sk
         if name not in SSIM_VARIANTS:
             raise ValueError(f"ssim: unknown variant {name!r}; expected one of "
                              f"{tuple(SSIM_VARIANTS)}")
+    pred = unit_range(pred, "ssim: pred")
+    target = unit_range(target, "ssim: target")
     b, t, c, h, w = pred.shape
     for name in variants:
         win = SSIM_VARIANTS[name].win_size
@@ -145,8 +156,8 @@ def ssim(pred: Tensor, target: Tensor, variant: str = "skimage") -> Tensor:
     """SSIM of every frame (see the module docstring for the variants).
 
     Args:
-        pred: (B, T, C, H, W) in [0, 1].
-        target: (B, T, C, H, W) in [0, 1].
+        pred: (B, T, C, H, W) floats in [0, 1], or uint8 (divided by 255).
+        target: (B, T, C, H, W), same rule.
         variant: ``"skimage"`` (default, data_range=1), ``"gaussian"`` or ``"legacy"``.
 
     Returns:
