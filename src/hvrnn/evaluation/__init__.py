@@ -6,6 +6,8 @@
   printed summary.
 - :mod:`~hvrnn.evaluation.ground_truth`: the protocol's test clips as uint8, array checks.
 - :mod:`~hvrnn.evaluation.predictions`: scoring predictions in memory or in a file.
+- :mod:`~hvrnn.evaluation.prediction_files`: PNG and video folders written by other codebases,
+  converted to the predictions ``.npz``.
 - :mod:`~hvrnn.evaluation.from_checkpoint`: sampling from a checkpoint, scoring, the ELBO.
 
 Names are imported on first use, so that listing protocols does not load torch.
@@ -22,6 +24,7 @@ _NAMES = {
     "SKIPPED": "scorer", "Scorer": "scorer",
     "format_summary": "report", "write_outputs": "report",
     "evaluate_predictions": "predictions", "evaluate_predictions_file": "predictions",
+    "convert_predictions": "prediction_files", "predictions_layout": "prediction_files",
     "evaluate_checkpoint": "from_checkpoint", "PredictionsWriter": "from_checkpoint",
 }
 

@@ -9,7 +9,6 @@ terms of the model's loss (negative ELBO and KL per level) are computed on the s
 from __future__ import annotations
 
 import time
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,34 +28,31 @@ from hvrnn.evaluation.report import write_outputs
 from hvrnn.evaluation.scorer import Scorer, progress_bar
 from hvrnn.io.files import sha256_file
 from hvrnn.io.frames import to_float, to_uint8
-from hvrnn.io.npy import NpyWriter
+from hvrnn.io.npy import NpzWriter
 from hvrnn.model import VideoModel
 from hvrnn.sampling import sample
 
 
 class PredictionsWriter:
     """Writes ``predictions.npz`` while sampling: ``samples`` row blocks streamed into the
-    archive as they come (uint8 (S, N, T, H, W, C)), ``context`` (S, K, H, W, C) at the end."""
+    archive as they come (uint8 (S, N, T, H, W, C)), ``context`` (S, K, H, W, C) at the end.
+
+    Built on :class:`hvrnn.io.npy.NpzWriter`: the file appears only when every sequence has
+    been written; an interrupted evaluation leaves none."""
 
     def __init__(self, path: Path, shape: tuple[int, ...]) -> None:
-        self.zip = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1)
-        self.file = self.zip.open("samples.npy", "w", force_zip64=True)
-        self.samples = NpyWriter(self.file, shape[1:], np.uint8, rows=shape[0])
+        self.npz = NpzWriter(path, "samples", shape, np.uint8)
         self.context: list[np.ndarray] = []
 
     def write(self, samples: np.ndarray, context: np.ndarray) -> None:
-        self.samples.write(samples)
+        self.npz.write(samples)
         self.context.append(context)
 
     def close(self) -> None:
-        complete = self.samples.written == self.samples.rows
-        if complete:
-            self.samples.close()
-        self.file.close()
-        if complete:
-            with self.zip.open("context.npy", "w", force_zip64=True) as f:
-                np.lib.format.write_array(f, np.concatenate(self.context))
-        self.zip.close()
+        if self.npz.complete:
+            self.npz.close({"context": np.concatenate(self.context)})
+        else:
+            self.npz.abort()
 
 
 def _check_geometry(cfg: ExperimentConfig, p: Protocol, path: Path) -> None:

@@ -1,15 +1,17 @@
 """``.npy`` arrays streamed a block of rows at a time, to and from files or ``.npz`` members.
 
 :class:`NpyWriter` writes the header, then rows as they come. When the number of rows is known in
-advance the header is final at once, so the target may be a member of a zip archive (the
-samples of ``predictions.npz``); otherwise the header is written with room for any count and
-rewritten by :meth:`NpyWriter.close`, which needs a seekable file (the frames of a videos-layout
-dataset). :class:`NpyReader` reads an ``.npz`` member the same way. Format: NumPy's ``.npy``
-version 1.0 (``numpy.lib.format``), C order.
+advance the header is final at once, so the target may be a member of a zip archive; otherwise
+the header is written with room for any count and rewritten by :meth:`NpyWriter.close`, which
+needs a seekable file (the frames of a videos-layout dataset). :class:`NpzWriter` is the
+streaming ``.npz`` writer built on it (``predictions.npz``, sampled or converted from other
+layouts), written atomically. :class:`NpyReader` reads an ``.npz`` member a block at a time.
+Format: NumPy's ``.npy`` version 1.0 (``numpy.lib.format``), C order.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 import zipfile
 from pathlib import Path
@@ -80,6 +82,67 @@ class NpyWriter:
         elif self.written != self.rows:
             raise ValueError(f"{self.written} rows were written, {self.rows} announced")
         return self.written
+
+
+class NpzWriter:
+    """An ``.npz`` archive whose first array is streamed a block of rows at a time.
+
+    The archive is written under ``<name>.part`` in the folder of ``path``: the array ``key``
+    first (its shape announced, rows appended by :meth:`write`), then the whole arrays given to
+    :meth:`close`, which renames the file into place (replacing ``path``). :meth:`abort`
+    removes it, so ``path`` never names a half-written archive. Members are deflated (level 1)
+    and may exceed 4 GiB (zip64).
+
+    Args:
+        path: the ``.npz`` file.
+        key: name of the streamed array.
+        shape: its full shape; the number of rows must be known, because a zip member cannot be
+            rewritten.
+        dtype: its element type.
+    """
+
+    def __init__(self, path: str | Path, key: str, shape: tuple[int, ...],
+                 dtype: np.dtype | type) -> None:
+        self.path = Path(path)
+        self.tmp = self.path.with_name(self.path.name + ".part")
+        self.zip = zipfile.ZipFile(self.tmp, "w", compression=zipfile.ZIP_DEFLATED,
+                                   compresslevel=1)
+        self.member = self.zip.open(f"{key}.npy", "w", force_zip64=True)
+        self.rows = NpyWriter(self.member, tuple(shape[1:]), dtype, rows=shape[0])
+
+    @property
+    def complete(self) -> bool:
+        """Whether every announced row has been written."""
+        return self.rows.written == self.rows.rows
+
+    def write(self, block: np.ndarray) -> None:
+        """Append rows of the streamed array (see :meth:`NpyWriter.write`)."""
+        self.rows.write(block)
+
+    def close(self, arrays: dict[str, np.ndarray] | None = None) -> Path:
+        """Finish the streamed array, add ``arrays`` whole, and move the file into place.
+
+        Raises:
+            ValueError: fewer or more rows were written than announced (nothing is installed).
+        """
+        try:
+            self.rows.close()
+            self.member.close()
+            for key, array in (arrays or {}).items():
+                with self.zip.open(f"{key}.npy", "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, np.ascontiguousarray(array))
+            self.zip.close()
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the archive: nothing is left at ``path`` or under the temporary name."""
+        self.member.close()
+        self.zip.close()
+        self.tmp.unlink(missing_ok=True)
 
 
 class NpyReader:
