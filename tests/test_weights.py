@@ -231,3 +231,59 @@ def test_metric_loaders_find_the_cache(tmp_path: Path, monkeypatch) -> None:
         weights.REGISTRY["i3d"], sha256="1" * 64))
     with pytest.raises(WeightsError, match="weights fetch i3d --force"):
         metrics.load_i3d(None)
+
+
+def test_weights_commands_end_to_end(server, monkeypatch, capsys) -> None:
+    from hvrnn.cli import main
+
+    data = _payload(20_000)
+    served = _entry(server, "alex.pth", data)
+    monkeypatch.setitem(weights.REGISTRY, "lpips-alex", dataclasses.replace(
+        weights.REGISTRY["lpips-alex"], sha256=served.sha256, size=served.size, urls=served.urls))
+    server.cut.add("/alex.pth")
+    assert main(["weights", "fetch", "lpips-alex"]) == 0
+    installed = weights.weights_dir() / "alex.pth"
+    assert installed.read_bytes() == data
+    out = capsys.readouterr().out
+    assert "lpips-alex: " in out and "verified" in out
+    assert main(["weights", "list"]) == 0
+    listing = capsys.readouterr().out
+    line = next(x for x in listing.splitlines() if x.strip().startswith("lpips-alex"))
+    assert "verified" in line and str(weights.weights_dir()) in listing
+
+    def one_error_line(argv: list[str], *needles: str) -> None:
+        assert main(argv) == 2
+        lines = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: "), lines
+        for needle in needles:
+            assert needle in lines[0], lines[0]
+
+    monkeypatch.setitem(weights.REGISTRY, "lpips-vgg", dataclasses.replace(
+        weights.REGISTRY["lpips-vgg"], urls=(served.urls[0].replace("alex", "nothing"),)))
+    one_error_line(["weights", "fetch", "lpips-vgg"], "HTTP 404", "vgg.pth")
+    monkeypatch.setitem(weights.REGISTRY, "i3d", dataclasses.replace(
+        weights.REGISTRY["i3d"], urls=served.urls, size=served.size))  # pinned SHA differs
+    one_error_line(["weights", "fetch", "fvd"], "SHA-256", "nothing was installed")
+    assert sorted(p.name for p in weights.weights_dir().iterdir()) == ["alex.pth"]
+    one_error_line(["weights", "fetch", "inception"], "unknown weights 'inception'")
+    one_error_line(["weights", "add", "i3d", str(installed)], "nothing was installed")
+
+
+def test_weights_list_and_help_do_not_load_torch(tmp_path: Path) -> None:
+    """`hvrnn weights list` and `hvrnn --help` start without importing torch or numpy."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from hvrnn.cli import main; rc = main(sys.argv[1:]); "
+            "assert not {'torch', 'numpy'} & set(sys.modules), sorted("
+            "{'torch', 'numpy'} & set(sys.modules)); sys.exit(rc)")
+    src = str(Path(__file__).resolve().parent.parent / "src")
+    env = {**os.environ, "HVRNN_CACHE": str(tmp_path),
+           "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    for argv, shown in ((["weights", "list"], f"weights cache: {tmp_path / 'weights'}"),
+                        (["--help"], "weights")):
+        done = subprocess.run([sys.executable, "-c", code, *argv], env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert shown in done.stdout

@@ -78,3 +78,24 @@ def format_info(info: dict[str, Any]) -> str:
         lines.append(f"  prior_dense adds {info['prior_dense_extra']:,} prior-head weights "
                      "(model.prior_dense=false gives the official vrnn_hier layout)")
     return "\n".join(lines)
+
+
+def presets_info() -> list[dict[str, Any]]:
+    """Every preset: name, model kind, frame size, channels and parameter count."""
+    from hvrnn.config import load_config, preset_names
+
+    rows = []
+    for name in preset_names():
+        cfg = load_config(name)
+        rows.append({"preset": name, "kind": cfg.model.kind, "image_size": cfg.data.image_size,
+                     "channels": cfg.data.channels,
+                     "parameters": count_parameters(_shape_only(cfg.model))["total"]})
+    return rows
+
+
+def format_presets(rows: list[dict[str, Any]]) -> str:
+    """One line per preset of :func:`presets_info`."""
+    width = max(len(r["preset"]) for r in rows)
+    return "\n".join(f"{r['preset']:<{width}}  {r['kind']:<6s}  {r['image_size']:>3}x"
+                     f"{r['image_size']:<3} x{r['channels']}  {r['parameters']:>13,} parameters"
+                     for r in rows)

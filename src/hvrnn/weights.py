@@ -177,6 +177,19 @@ def check_pinned(name: str, sha256: str) -> None:
                            f"{entry.sha256}; run `hvrnn weights fetch {name} --force`")
 
 
+def format_list(folder: str | Path | None = None) -> str:
+    """``hvrnn weights list``: every file, what needs it, and its state in the cache."""
+    folder = Path(folder) if folder is not None else weights_dir()
+    lines = [f"weights cache: {folder}"]
+    for e in REGISTRY.values():
+        size = f"{e.size / 2**20:.1f} MiB" if e.size >= 2**20 else f"{e.size / 2**10:.1f} KiB"
+        lines.append(f"  {e.name:11s} {e.filename:26s} {size:>10s}  {file_status(e, folder):9s} "
+                     f"{e.used_by}")
+    lines.append("groups: " + ", ".join(f"{g} = {' + '.join(m)}" for g, m in GROUPS.items()
+                                       if g != "all") + "; fetch with `hvrnn weights fetch NAME`")
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------------------------
 # Installing
 # --------------------------------------------------------------------------------------------
@@ -259,7 +272,7 @@ def fetch(name: str, force: bool = False, folder: str | Path | None = None,
         name: registry name (ignored when ``entry`` is given).
         force: download again even if a verified copy is installed, and replace a file that
             differs from the published one.
-        progress: show a progress bar on stderr.
+        progress: show a progress bar on stderr (when it is a terminal).
         retries: resumed attempts after an interrupted transfer, per URL.
         timeout: seconds without data before a connection counts as interrupted.
         entry: a :class:`WeightFile` outside the registry (a private mirror, tests).
@@ -336,7 +349,8 @@ def _download(url: str, part: Path, entry: WeightFile, progress: bool, retries: 
             length = response.headers.get("Content-Length")
             expected = have + int(length) if length and length.isdigit() else entry.size
             bar = tqdm(total=entry.size, initial=have, unit="B", unit_scale=True,
-                       unit_divisor=1024, desc=entry.filename, disable=not progress,
+                       unit_divisor=1024, desc=entry.filename,
+                       disable=None if progress else True,  # None: only on a terminal
                        file=sys.stderr, leave=False)
             try:
                 with open(part, "ab" if resumed else "wb") as f:
