@@ -317,3 +317,220 @@ def test_perfect_prediction_gives_strict_json(tmp_path: Path) -> None:
     assert any(p.startswith("metrics.psnr.best.mean=inf") for p in data["non_finite"])
     assert data["metrics"]["psnr"]["worst"]["mean"] == pytest.approx(_psnr_offset(3))
     assert data["metrics"]["ssim"]["best"]["mean"] == pytest.approx(1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Edge cases of the summary and of FVD; cached weights; other predictions layouts
+# --------------------------------------------------------------------------------------------
+
+
+def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    from hvrnn.cli import main
+
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_summary_prints_inf_and_na_for_a_perfect_sample(tmp_path: Path, capsys) -> None:
+    """Copy-last-frame predictions for the demo protocol, one sample equal to the truth."""
+    p = PROTO
+    rng = np.random.default_rng(7)
+    clips = rng.integers(0, 256, (p.max_sequences, p.n_ctx + p.n_pred, 32, 32, 1), np.uint8)
+    last = clips[:, p.n_ctx - 1:p.n_ctx]  # (S, 1, H, W, C)
+    samples = np.repeat(last[:, None], p.n_samples, axis=1).repeat(p.n_pred, axis=2)
+    samples[5, 3] = clips[5, p.n_ctx:]  # one sample of one sequence is the ground truth
+    pred, truth = tmp_path / "copy_last.npz", tmp_path / "truth.npz"
+    np.savez(pred, samples=samples)
+    np.savez(truth, videos=clips)
+    code, out, err = _cli(["evaluate", "--predictions", str(pred), "--protocol", p.id,
+                           "--targets", str(truth), "--out", str(tmp_path / "o"),
+                           "--device", "cpu"], capsys)
+    assert code == 0, err
+    psnr_line = next(line for line in out.splitlines() if line.strip().startswith("psnr"))
+    assert "best inf +- n/a" in psnr_line
+    res = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert res["metrics"]["psnr"]["best"]["mean"] is None
+    # The other sequences' best is the copy of the last frame: a finite mean of N.
+    assert res["metrics"]["psnr"]["mean"]["mean"] is None  # sequence 5 has an inf sample
+    assert res["metrics"]["psnr"]["worst"]["mean"] == pytest.approx(
+        float(np.mean([peak_psnr(samples[i, 0], clips[i, p.n_ctx:])
+                       for i in range(p.max_sequences)])), rel=1e-12)
+    assert "note: LPIPS skipped" in err and "hvrnn weights fetch alexnet lpips-alex" in err
+    assert "hvrnn weights fetch i3d" in err
+
+
+def peak_psnr(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Frame-averaged scikit-image PSNR of uint8 frames (T, H, W, C)."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    return float(np.mean([peak_signal_noise_ratio(truth[t], pred[t]) for t in range(len(pred))]))
+
+
+def _i3d_file(tmp_path: Path) -> Path:
+    i3d = tmp_path / "i3d_torchscript.pt"
+    torch.manual_seed(0)
+    torch.jit.script(_TinyDetector()).save(str(i3d))
+    return i3d
+
+
+def test_fvd_with_one_video_fails_before_sampling(tmp_path: Path, tiny_config,
+                                                  smmnist16_root, capsys) -> None:
+    from hvrnn.checkpoint import make_checkpoint, save_checkpoint
+    from hvrnn.model import build_model
+
+    i3d = _i3d_file(tmp_path)
+    cfg = dataclasses.replace(tiny_config, data=dataclasses.replace(tiny_config.data,
+                                                                    root=smmnist16_root))
+    ckpt = save_checkpoint(make_checkpoint(model=build_model(cfg.model), optimizer=None, step=0,
+                                           cfg=cfg), tmp_path / "run")
+    proto = Protocol("smmnist16-c2-p9", "smmnist", 16, 1, 2, 9, 2, max_sequences=1,
+                     data_root=smmnist16_root)
+
+    def never(*args, **kwargs):
+        raise AssertionError("sampling started")
+
+    with pytest.raises(UserError, match=r"at least 2 test sequences .*, got 1"):
+        evaluate_checkpoint(ckpt, proto, tmp_path / "e1", i3d_weights=i3d, sampler=never)
+    short = dataclasses.replace(proto, n_pred=5, fvd_frames="pred", max_sequences=4)
+    with pytest.raises(UserError, match="at least 9 frames; protocol smmnist16-c2-p9 gives 5"):
+        evaluate_checkpoint(ckpt, short, tmp_path / "e2", i3d_weights=i3d, sampler=never)
+    assert not (tmp_path / "e1" / "metrics.json").exists()
+    # The command: one line, exit 2, before anything is scored.
+    clips = _clips(4)
+    pred, truth = tmp_path / "p.npz", tmp_path / "t.npz"
+    np.savez(pred, samples=_offset_samples(clips, (5,))[:1])
+    np.savez(truth, videos=clips)
+    code, out, err = _cli(["evaluate", "--predictions", str(pred), "--protocol", PROTO.id,
+                           "--targets", str(truth), "--max-sequences", "1", "--i3d-weights",
+                           str(i3d), "--out", str(tmp_path / "o")], capsys)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: FVD needs at least 2")
+    assert not (tmp_path / "o" / "metrics.json").exists()
+
+
+def test_fewer_videos_than_the_test_set_is_a_recorded_warning(tmp_path: Path) -> None:
+    i3d = _i3d_file(tmp_path)
+    clips = _clips(5)
+    npz = tmp_path / "p.npz"
+    np.savez(npz, samples=_offset_samples(clips, (5, -5))[:2])
+    proto = dataclasses.replace(PROTO, i3d_size=0, fvd_rounds=3)
+    res = evaluate_predictions_file(npz, proto, tmp_path / "o", targets=clips, max_sequences=2,
+                                    i3d_weights=i3d)
+    assert res["warnings"] and "from 2 videos" in res["warnings"][0] and "has 3" in res[
+        "warnings"][0]
+    assert res["protocol"]["fvd_resize"] == "tf1"
+    assert res["implementations"]["fvd"]["resize"] == "tf1"
+    np.savez(tmp_path / "all.npz", samples=_offset_samples(clips, (5, -5)))
+    full = evaluate_predictions_file(tmp_path / "all.npz", proto, tmp_path / "o2",
+                                     targets=clips, i3d_weights=i3d)
+    assert "warnings" not in full
+
+
+def test_fvd_resize_choice_changes_the_embedding_input(tmp_path: Path) -> None:
+    i3d = _i3d_file(tmp_path)
+    clips = _clips(6)
+    samples = _offset_samples(clips, (5, -5))
+    base = dataclasses.replace(PROTO, i3d_size=48, fvd_rounds=2)
+    a = evaluate_predictions(samples, clips[:, 2:], clips[:, :2], base, tmp_path / "a",
+                             i3d_weights=i3d)
+    b = evaluate_predictions(samples, clips[:, 2:], clips[:, :2],
+                             dataclasses.replace(base, fvd_resize="torch"), tmp_path / "b",
+                             i3d_weights=i3d)
+    assert a["metrics"]["fvd"]["values"] != b["metrics"]["fvd"]["values"]
+    assert b["implementations"]["fvd"]["resize"] == "torch"
+
+
+def test_evaluate_uses_cached_weights_without_flags(tmp_path: Path, capsys, monkeypatch) -> None:
+    from test_weights import _register_fixture
+
+    from hvrnn import weights
+
+    wdir = tmp_path / "lpips"
+    _write_alex_weights(wdir)
+    i3d = _i3d_file(tmp_path)
+    for name, file in (("alexnet", wdir / "alexnet-owt-7be5be79.pth"),
+                       ("lpips-alex", wdir / "alex.pth"), ("i3d", i3d)):
+        _register_fixture(monkeypatch, name, file)
+        assert _cli(["weights", "add", name, str(file)], capsys)[0] == 0
+    code, out, _ = _cli(["weights", "list"], capsys)
+    assert code == 0 and out.count("verified") == 3 and out.count("missing") == 2
+    clips = _clips(8)
+    pred, truth = tmp_path / "p.npz", tmp_path / "t.npz"
+    np.savez(pred, samples=_offset_samples(clips, (5, 0)))
+    np.savez(truth, videos=clips)
+    code, out, err = _cli(["evaluate", "--predictions", str(pred), "--protocol", PROTO.id,
+                           "--targets", str(truth), "--out", str(tmp_path / "o")], capsys)
+    assert code == 0, err
+    res = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    impl = res["implementations"]
+    assert impl["lpips"]["weights_sha256"]["backbone"] == weights.REGISTRY["alexnet"].sha256
+    assert impl["fvd"]["weights_sha256"] == weights.REGISTRY["i3d"].sha256
+    assert res["metrics"]["lpips"]["best"]["mean"] == pytest.approx(0.0, abs=1e-9)
+    assert res["metrics"]["fvd"]["rounds"] == PROTO.fvd_rounds
+    # --no-lpips / --no-fvd skip them even when cached.
+    code, out, _ = _cli(["evaluate", "--predictions", str(pred), "--protocol", PROTO.id,
+                         "--targets", str(truth), "--out", str(tmp_path / "o2"), "--no-lpips",
+                         "--no-fvd"], capsys)
+    assert code == 0 and "lpips        skipped" in out and "fvd          skipped" in out
+
+
+def test_weights_given_then_configured_then_cached() -> None:
+    """A flag wins, then a path in the checkpoint config's eval section, then the cache;
+    False (--no-lpips / --no-fvd) skips whatever the config names."""
+    from hvrnn.config import EvalConfig
+    from hvrnn.evaluation.from_checkpoint import _options
+    from hvrnn.evaluation.scorer import FROM_CACHE
+
+    configured = EvalConfig(lpips_weights="cfg/lpips", i3d_weights="")
+    assert _options(configured, None, None, None, FROM_CACHE, FROM_CACHE)[3:] == (
+        "cfg/lpips", FROM_CACHE)
+    assert _options(configured, None, None, None, "flag/lpips", None)[3:] == ("flag/lpips", None)
+    assert _options(configured, None, None, None, None, None)[3:] == ("cfg/lpips", None)
+    assert _options(configured, None, None, None, False, False)[3:] == (None, None)
+    assert _options(None, None, None, None, FROM_CACHE, None)[3:] == (FROM_CACHE, None)
+
+
+@pytest.mark.parametrize("layout", ["png", "mp4"])
+def test_png_and_video_folders_score_like_the_npz(tmp_path: Path, layout: str) -> None:
+    from test_prediction_files import write_png_folder, write_video_folder
+
+    clips = _clips(9)
+    samples = _offset_samples(clips, (7, -12, 3))
+    context = clips[:, :PROTO.n_ctx]
+    npz = tmp_path / "p.npz"
+    np.savez(npz, samples=samples, context=context)
+    ref = evaluate_predictions_file(npz, PROTO.id, tmp_path / "ref", targets=clips)
+    if layout == "png":
+        folder = write_png_folder(tmp_path / "samples", samples, context)
+    else:
+        folder = write_video_folder(tmp_path / "videos", samples, context, ".mp4")
+    res = evaluate_predictions_file(folder, PROTO.id, tmp_path / "got", targets=clips)
+    assert res["metrics"] == ref["metrics"]
+    assert res["predictions_layout"] == ("png" if layout == "png" else "video")
+    assert res["predictions_source"] == str(folder)
+    with np.load(tmp_path / "got" / "predictions.npz") as z:
+        np.testing.assert_array_equal(z["samples"], samples)
+    # A wrong test order is caught through the converted context.
+    if layout == "png":
+        write_png_folder(tmp_path / "swap", samples, context[::-1])
+        with pytest.raises(UserError, match="differs from test sequence 0"):
+            evaluate_predictions_file(tmp_path / "swap", PROTO.id, tmp_path / "bad",
+                                      targets=clips)
+
+
+def test_list_protocols_and_presets(capsys) -> None:
+    code, out, _ = _cli(["evaluate", "--list-protocols"], capsys)
+    assert code == 0
+    for pid, p in PROTOCOLS.items():
+        assert f"{pid}\n" in out
+        assert f"  fvd_resize     {p.fvd_resize}" in out
+    from hvrnn.config import load_config, preset_names
+
+    code, out, _ = _cli(["info", "--presets"], capsys)
+    assert code == 0
+    for name in preset_names():
+        line = next(x for x in out.splitlines() if x.split()[0] == name)
+        assert load_config(name).model.kind in line and "parameters" in line
+    code, _, err = _cli(["evaluate", "--predictions", "x.npz"], capsys)
+    assert code == 2 and "--protocol ID is required" in err

@@ -7,13 +7,15 @@ from hvrnn.evaluation.protocols import (
     FVD_FRAMES,
     PROTOCOLS,
     Protocol,
+    format_protocols,
     get_protocol,
     protocol_data_config,
 )
 from hvrnn.evaluation.report import format_summary
-from hvrnn.evaluation.scorer import SKIPPED, Scorer
+from hvrnn.evaluation.scorer import FROM_CACHE, SKIPPED, Scorer
 from hvrnn.io.files import sha256_file
 
-__all__ = ["FVD_FRAMES", "PROTOCOLS", "SKIPPED", "PredictionsWriter", "Protocol", "Scorer",
-           "evaluate_checkpoint", "evaluate_predictions", "evaluate_predictions_file",
-           "format_summary", "get_protocol", "protocol_data_config", "sha256_file"]
+__all__ = ["FROM_CACHE", "FVD_FRAMES", "PROTOCOLS", "SKIPPED", "PredictionsWriter", "Protocol",
+           "Scorer", "evaluate_checkpoint", "evaluate_predictions", "evaluate_predictions_file",
+           "format_protocols", "format_summary", "get_protocol", "protocol_data_config",
+           "sha256_file"]

@@ -1,66 +1,122 @@
-"""``hvrnn evaluate CHECKPOINT --protocol ID`` and ``hvrnn evaluate --predictions FILE.npz``."""
+"""``hvrnn evaluate CHECKPOINT --protocol ID``, ``hvrnn evaluate --predictions PATH --protocol ID``
+and ``hvrnn evaluate --list-protocols``."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from hvrnn.cli.common import FORMATTER
 from hvrnn.errors import UserError
-from hvrnn.evaluation.protocols import PROTOCOLS, get_protocol
+from hvrnn.evaluation.protocols import format_protocols, get_protocol
+
+
+def _weights(given: str | None, skip: bool, metric: str, names: tuple[str, ...],
+             notes: dict[str, str]) -> Any:
+    """The weights argument for one metric: False (``--no-...``), the given path,
+    ``FROM_CACHE`` when the cache holds every file, else None with a note naming the fetch
+    command (``notes[metric]``)."""
+    if skip:
+        return False
+    if given:
+        return given
+    from hvrnn import weights
+    from hvrnn.evaluation.scorer import FROM_CACHE
+
+    missing = [n for n in names if weights.cached(n) is None]
+    if not missing:
+        return FROM_CACHE
+    notes[metric] = (f"note: {metric.upper()} skipped: "
+                     f"{', '.join(weights.REGISTRY[n].filename for n in missing)} not in the "
+                     f"weights cache; run `{weights.fetch_command(missing)}`")
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
-    """Score a predictions file, or sample from a checkpoint and score; print a summary."""
-    from hvrnn.evaluation.from_checkpoint import evaluate_checkpoint
-    from hvrnn.evaluation.predictions import evaluate_predictions_file
-    from hvrnn.evaluation.report import format_summary
-
+    """Score predictions, or sample from a checkpoint and score; print a summary. Notes on
+    skipped metrics go to stderr after the results, so that an error stays one line."""
+    if args.list_protocols:
+        print(format_protocols())
+        return 0
+    if not args.protocol:
+        raise UserError("--protocol ID is required (see --list-protocols)")
     if bool(args.checkpoint) == bool(args.predictions):
-        raise UserError("give either a CHECKPOINT or --predictions FILE.npz (not both)")
-    get_protocol(args.protocol)
+        raise UserError("give either a CHECKPOINT or --predictions PATH (not both)")
+    from hvrnn.weights import LPIPS_FILES
+
+    protocol = get_protocol(args.protocol)
+    notes: dict[str, str] = {}
+    lpips_weights = _weights(args.lpips_weights, args.no_lpips, "lpips",
+                             LPIPS_FILES[protocol.lpips_net], notes)
+    i3d_weights = _weights(args.i3d_weights, args.no_fvd, "fvd", ("i3d",), notes)
     if args.predictions:
-        out = args.out or str(Path(args.predictions).parent / f"eval-{args.protocol}")
-        result = evaluate_predictions_file(
-            args.predictions, args.protocol, out, data_root=args.data_root,
-            lpips_weights=args.lpips_weights, i3d_weights=args.i3d_weights,
-            targets=args.targets, max_sequences=args.max_sequences, force=args.force,
-            device=args.device)
+        out, result = _score_predictions(args, lpips_weights, i3d_weights)
     else:
-        if args.targets:
-            raise UserError("--targets is only used with --predictions")
-        ckpt = Path(args.checkpoint)
-        base = ckpt if ckpt.is_dir() else ckpt.parent.parent
-        out = args.out or str(base / "eval" / args.protocol)
-        result = evaluate_checkpoint(
-            args.checkpoint, args.protocol, out, data_root=args.data_root,
-            n_samples=args.n_samples, max_sequences=args.max_sequences, device=args.device,
-            lpips_weights=args.lpips_weights, i3d_weights=args.i3d_weights,
-            batch_size=args.batch_size, temperature=args.temperature, force=args.force,
-            save_predictions=not args.no_save_predictions, config_defaults=True)
+        out, result = _score_checkpoint(args, lpips_weights, i3d_weights)
+    from hvrnn.evaluation.report import format_summary
+    from hvrnn.evaluation.scorer import SKIPPED
+
     print(format_summary(result))
     print(f"results: {Path(out) / 'metrics.json'}")
+    for metric, note in notes.items():
+        if result["implementations"].get(metric) == SKIPPED:  # not filled in from the config
+            print(note, file=sys.stderr)
     return 0
+
+
+def _score_predictions(args: argparse.Namespace, lpips_weights: Any, i3d_weights: Any
+                       ) -> tuple[str, dict[str, Any]]:
+    from hvrnn.evaluation.predictions import evaluate_predictions_file
+
+    out = args.out or str(Path(args.predictions).parent / f"eval-{args.protocol}")
+    return out, evaluate_predictions_file(
+        args.predictions, args.protocol, out, data_root=args.data_root,
+        lpips_weights=lpips_weights, i3d_weights=i3d_weights, targets=args.targets,
+        max_sequences=args.max_sequences, force=args.force, device=args.device)
+
+
+def _score_checkpoint(args: argparse.Namespace, lpips_weights: Any, i3d_weights: Any
+                      ) -> tuple[str, dict[str, Any]]:
+    from hvrnn.evaluation.from_checkpoint import evaluate_checkpoint
+
+    if args.targets:
+        raise UserError("--targets is only used with --predictions")
+    ckpt = Path(args.checkpoint)
+    base = ckpt if ckpt.is_dir() else ckpt.parent.parent
+    out = args.out or str(base / "eval" / args.protocol)
+    return out, evaluate_checkpoint(
+        args.checkpoint, args.protocol, out, data_root=args.data_root,
+        n_samples=args.n_samples, max_sequences=args.max_sequences, device=args.device,
+        lpips_weights=lpips_weights, i3d_weights=i3d_weights, batch_size=args.batch_size,
+        temperature=args.temperature, force=args.force,
+        save_predictions=not args.no_save_predictions, config_defaults=True)
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "evaluate", formatter_class=FORMATTER,
-        help="score a checkpoint or a predictions file on a named protocol",
+        help="score a checkpoint or predictions on a named protocol",
         description="Sample from CHECKPOINT on the protocol's test set and score the samples, "
-        "or score a predictions .npz (samples uint8 (sequences, N, T_pred, H, W, C), optional "
-        "context). Writes metrics.json, per_frame.csv and curves.png. LPIPS and FVD run only "
-        "when their weights are given. Options left unset for a checkpoint come from its "
-        f"config's eval section, else the protocol. Protocols: {', '.join(PROTOCOLS)}.")
+        "or score predictions: a .npz (samples uint8 (sequences, N, T_pred, H, W, C), optional "
+        "context), a folder of PNG frames <sequence>/<sample>/<frame>.png or a folder of videos "
+        "<sequence>_<sample>.mp4|gif (see docs/evaluation.md). Writes metrics.json, "
+        "per_frame.csv and curves.png. LPIPS and FVD run when their weights are given, named "
+        "in a checkpoint config's eval section, or in the weights cache (hvrnn weights fetch). "
+        "Options left unset for a checkpoint come from its config's eval section, else the "
+        "protocol. Protocols: --list-protocols.")
     p.add_argument("checkpoint", nargs="?", help="checkpoint file or run directory")
-    p.add_argument("--protocol", required=True, help="protocol id")
-    p.add_argument("--predictions", metavar="FILE.npz", help="score this file instead")
+    p.add_argument("--protocol", help="protocol id (required unless --list-protocols)")
+    p.add_argument("--list-protocols", action="store_true",
+                   help="print every protocol with its definition and exit")
+    p.add_argument("--predictions", metavar="PATH",
+                   help="score this .npz, PNG folder or video folder instead")
     p.add_argument("--targets", metavar="FILE.npz",
                    help="ground-truth clips (key 'videos', uint8 (sequences, K+T, H, W, C)) "
                    "instead of the prepared dataset (with --predictions)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: eval/<protocol> next "
-                   "to the checkpoint, or next to the predictions file)")
+                   "to the checkpoint, or next to the predictions)")
     p.add_argument("--data-root", metavar="DIR", help="prepared test data")
     p.add_argument("--n-samples", type=int, help="samples per sequence (checkpoint only; "
                    "default eval.n_samples, else the protocol's)")
@@ -69,9 +125,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, help="prior variance multiplier (checkpoint "
                    "only; default eval.temperature)")
     p.add_argument("--lpips-weights", metavar="P", help="LPIPS backbone file or folder "
-                   "(default eval.lpips_weights)")
+                   "(default eval.lpips_weights, else the weights cache if it holds them)")
     p.add_argument("--i3d-weights", metavar="P", help="I3D TorchScript or state dict "
-                   "(default eval.i3d_weights)")
+                   "(default eval.i3d_weights, else the weights cache if it holds it)")
+    p.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
+    p.add_argument("--no-fvd", action="store_true", help="skip FVD")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--batch-size", type=int, default=0, help="sequences per sampling batch "
                    "(0: the checkpoint's eval.batch_size)")

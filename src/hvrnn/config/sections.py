@@ -100,8 +100,10 @@ class EvalConfig:
     batch_size: int = 8  # sequences per sampling batch
     seed: int = 0  # seed of the validation samples drawn during training
     max_sequences: int = 0  # score only the first sequences; 0 = the protocol's
-    lpips_weights: str = ""  # LPIPS weights folder or backbone file; "" = no LPIPS
-    i3d_weights: str = ""  # I3D weights; "" = no FVD
+    # LPIPS weights folder or backbone file; "" = the weights cache (hvrnn weights fetch) if it
+    # holds them, else no LPIPS
+    lpips_weights: str = ""
+    i3d_weights: str = ""  # I3D weights; "" = the weights cache if it holds them, else no FVD
 
     def validate(self) -> None:
         check(self.n_samples >= 0, "eval.n_samples", self.n_samples, ">= 0")

@@ -21,7 +21,8 @@ from typing import Any
 _NAMES = {
     "FVD_FRAMES": "protocols", "PROTOCOLS": "protocols", "Protocol": "protocols",
     "get_protocol": "protocols", "protocol_data_config": "protocols",
-    "SKIPPED": "scorer", "Scorer": "scorer",
+    "format_protocols": "protocols",
+    "FROM_CACHE": "scorer", "SKIPPED": "scorer", "Scorer": "scorer",
     "format_summary": "report", "write_outputs": "report",
     "evaluate_predictions": "predictions", "evaluate_predictions_file": "predictions",
     "convert_predictions": "prediction_files", "predictions_layout": "prediction_files",

@@ -25,7 +25,13 @@ from hvrnn.evaluation.ground_truth import clips_uint8, ground_truth
 from hvrnn.evaluation.predictions import Block, prepare_eval_dir
 from hvrnn.evaluation.protocols import Protocol, get_protocol
 from hvrnn.evaluation.report import write_outputs
-from hvrnn.evaluation.scorer import Scorer, progress_bar
+from hvrnn.evaluation.scorer import (
+    FROM_CACHE,
+    Scorer,
+    check_fvd_inputs,
+    fvd_warnings,
+    progress_bar,
+)
 from hvrnn.io.files import sha256_file
 from hvrnn.io.frames import to_float, to_uint8
 from hvrnn.io.npy import NpzWriter
@@ -123,6 +129,16 @@ def _elbo_entry(sums: dict[str, float], n_sequences: int, cfg: ExperimentConfig,
             "test clips; nats per clip, KL per level summed over frames"}
 
 
+def _default_weights(given: Any, configured: str) -> Any:
+    """Weights for one metric: ``given``, unless it is unset (None, "") or :data:`FROM_CACHE`,
+    where a path ``configured`` in the eval section wins; False (skip the metric) gives None."""
+    if given is False:
+        return None
+    if not given or (isinstance(given, str) and given == FROM_CACHE):
+        return configured or given or None
+    return given
+
+
 def _options(defaults: EvalConfig | None, n_samples: int | None, max_sequences: int | None,
              temperature: float | None, lpips_weights: Any, i3d_weights: Any
              ) -> tuple[int | None, int | None, float, Any, Any]:
@@ -131,8 +147,8 @@ def _options(defaults: EvalConfig | None, n_samples: int | None, max_sequences: 
         n_samples = n_samples or defaults.n_samples or None
         max_sequences = max_sequences or defaults.max_sequences or None
         temperature = defaults.temperature if temperature is None else temperature
-        lpips_weights = lpips_weights or defaults.lpips_weights or None
-        i3d_weights = i3d_weights or defaults.i3d_weights or None
+        lpips_weights = _default_weights(lpips_weights, defaults.lpips_weights)
+        i3d_weights = _default_weights(i3d_weights, defaults.i3d_weights)
     return n_samples, max_sequences, 1.0 if temperature is None else temperature, \
         lpips_weights, i3d_weights
 
@@ -155,18 +171,24 @@ def evaluate_checkpoint(checkpoint_path: str | Path, protocol_id: str | Protocol
         n_samples: samples per sequence (default: the protocol's; recorded in the protocol).
         max_sequences: score only the first sequences (recorded in the protocol).
         device: ``cpu``, ``cuda`` or ``auto``.
-        lpips_weights, i3d_weights: optional metric weights (None skips LPIPS / FVD).
+        lpips_weights, i3d_weights: a path or module, :data:`FROM_CACHE` (the weights cache),
+            None (skip LPIPS / FVD) or False (skip, whatever ``config_defaults`` finds).
         batch_size: sequences sampled together (0: the config's ``eval.batch_size``).
         temperature: prior variance multiplier (default 1, the protocol's).
         save_predictions: also write ``predictions.npz`` (samples and context, uint8).
         dataset: test clips to use instead of ``build_dataset`` (tests, custom data).
         sampler: replaces :func:`hvrnn.sampling.sample` (same signature).
         config_defaults: take the options left unset from the checkpoint config's ``eval``
-            section (``n_samples``, ``max_sequences``, ``temperature``, weights), as
-            ``hvrnn evaluate`` does.
+            section (``n_samples``, ``max_sequences``, ``temperature``, weights; a weights path
+            there is preferred to ``FROM_CACHE``), as ``hvrnn evaluate`` does.
 
     Returns:
-        The dictionary written to metrics.json, with ``checkpoint_sha256`` and ``elbo``.
+        The dictionary written to metrics.json, with ``checkpoint_sha256``, ``elbo`` and any
+        ``warnings`` (FVD from fewer videos than the protocol's full test set).
+
+    Raises:
+        UserError: the checkpoint does not fit the protocol, or FVD is asked for where it
+            cannot be computed (fewer than 9 frames or 2 sequences), before any sampling.
     """
     out = prepare_eval_dir(out_dir, force)
     dev = resolve_device(device)
@@ -179,6 +201,7 @@ def evaluate_checkpoint(checkpoint_path: str | Path, protocol_id: str | Protocol
     _check_geometry(cfg, p, ckpt_file)
     gt = ground_truth(p, data_root or cfg.data.root, dataset)
     s = p.sequences(len(gt))
+    check_fvd_inputs(p, s, i3d_weights)  # before any sampling
     t0, scorer = time.time(), Scorer(p, lpips_weights, i3d_weights, dev)
     elbo_sums = _sample_and_score(model.eval(), cfg, p, gt, s, scorer,
                                   out / "predictions.npz" if save_predictions else None,
@@ -186,7 +209,7 @@ def evaluate_checkpoint(checkpoint_path: str | Path, protocol_id: str | Protocol
                                   temperature, dev)
     extra = {"checkpoint": str(ckpt_file), "checkpoint_sha256": sha256_file(ckpt_file),
              "elbo": _elbo_entry(elbo_sums, s, cfg, p), "temperature": temperature,
-             "model_config": cfg.to_dict()}
+             "model_config": cfg.to_dict(), **fvd_warnings(p, s, len(gt), i3d_weights)}
     if save_predictions:
         extra["predictions_file"] = str(out / "predictions.npz")
     return write_outputs(out, scorer, p, s, extra, time.time() - t0)

@@ -15,7 +15,7 @@ from hvrnn.errors import UserError
 from hvrnn.evaluation.ground_truth import check_array, clips_uint8, ground_truth, load_targets
 from hvrnn.evaluation.protocols import Protocol, get_protocol
 from hvrnn.evaluation.report import write_outputs
-from hvrnn.evaluation.scorer import Scorer, progress_bar
+from hvrnn.evaluation.scorer import Scorer, check_fvd_inputs, fvd_warnings, progress_bar
 from hvrnn.io.files import prepare_output_dir, sha256_file
 from hvrnn.io.npy import NpyReader, open_npz
 
@@ -57,14 +57,20 @@ def evaluate_predictions(samples_uint8: np.ndarray, targets_uint8: np.ndarray,
             ``fvd_frames="context+pred"``), or None.
         protocol: a protocol id or :class:`Protocol`.
         out_dir: output folder; an existing metrics.json needs ``force=True``.
-        lpips_weights: LPIPS weights (see :func:`hvrnn.metrics.lpips`); None skips LPIPS.
-        i3d_weights: I3D weights (see :func:`hvrnn.metrics.load_i3d`); None skips FVD.
+        lpips_weights: LPIPS weights (see :func:`hvrnn.metrics.lpips`), or
+            :data:`~hvrnn.evaluation.scorer.FROM_CACHE` for the weights cache; None skips LPIPS.
+        i3d_weights: I3D weights (see :func:`hvrnn.metrics.load_i3d`), or ``FROM_CACHE``; None
+            skips FVD.
         device: where metrics are computed.
         chunk: sequences scored at once.
         extra: more top-level entries for metrics.json (e.g. a checkpoint hash).
 
     Returns:
         The dictionary written to metrics.json.
+
+    Raises:
+        UserError: arrays of the wrong dtype or shape, or FVD asked for where it cannot be
+            computed (fewer than 9 frames or 2 sequences), before anything is scored.
     """
     p = get_protocol(protocol)
     samples, targets = np.asarray(samples_uint8), np.asarray(targets_uint8)
@@ -74,6 +80,7 @@ def evaluate_predictions(samples_uint8: np.ndarray, targets_uint8: np.ndarray,
     check_array("targets", targets, (s, p.n_pred, *shape), p)
     if context_uint8 is not None:
         check_array("context", np.asarray(context_uint8), (s, p.n_ctx, *shape), p)
+    check_fvd_inputs(p, s, i3d_weights)
     out = prepare_eval_dir(out_dir, force)
 
     def blocks() -> Iterator[Block]:
@@ -119,6 +126,29 @@ def _file_blocks(path: Path, p: Protocol, s: int, chunk: int,
         yield samples.read(b - a), fut, ctx
 
 
+def _predictions_npz(path: Path, p: Protocol, n_sequences: int, out_dir: str | Path,
+                     force: bool) -> tuple[Path, dict[str, Any]]:
+    """The ``.npz`` to score: ``path`` itself, or a PNG / video folder converted to
+    ``predictions.npz`` in the output folder; and the metrics.json entries naming the source."""
+    if not path.is_dir():
+        return path, {}
+    from hvrnn.evaluation.prediction_files import convert_predictions
+
+    converted = prepare_eval_dir(out_dir, force) / "predictions.npz"
+    info = convert_predictions(path, converted, p, n_sequences, force=force)
+    return converted, {"predictions_source": str(path), "predictions_layout": info["layout"]}
+
+
+def _check_file(arrays: dict[str, NpyReader], p: Protocol, n_sequences: int, path: Path
+                ) -> None:
+    """The arrays of a predictions file against the protocol and the number of sequences."""
+    frame = (p.image_size, p.image_size, p.channels)
+    check_array("samples", arrays["samples"], (n_sequences, None, p.n_pred, *frame), p,
+                str(path))
+    if "context" in arrays:
+        check_array("context", arrays["context"], (n_sequences, p.n_ctx, *frame), p, str(path))
+
+
 def evaluate_predictions_file(npz_path: str | Path, protocol_id: str | Protocol,
                               out_dir: str | Path, data_root: str | Path | None = None,
                               lpips_weights: Any = None, i3d_weights: Any = None, *,
@@ -131,13 +161,16 @@ def evaluate_predictions_file(npz_path: str | Path, protocol_id: str | Protocol,
     The file holds ``samples`` uint8 (sequences, N, T_pred, H, W, C) and optionally
     ``context`` uint8 (sequences, K, H, W, C); sequence i must be test sequence i of the
     protocol (checked against ``context`` when present). The file is read block by block.
+    A folder in the PNG or video layout of :mod:`hvrnn.evaluation.prediction_files` is first
+    converted to ``predictions.npz`` in ``out_dir`` (its path and layout are recorded).
 
     Args:
-        npz_path: the predictions file.
+        npz_path: the predictions file, or a PNG / video folder.
         protocol_id: a protocol id or :class:`Protocol`.
         out_dir: output folder (existing metrics.json needs ``force=True``).
         data_root: prepared test data (default: the protocol's ``data_root``).
-        lpips_weights, i3d_weights: optional metric weights (None skips LPIPS / FVD).
+        lpips_weights, i3d_weights: optional metric weights (see :class:`Scorer`; None skips
+            LPIPS / FVD, :data:`~hvrnn.evaluation.scorer.FROM_CACHE` reads the weights cache).
         targets: ground-truth clips instead of the dataset: uint8 (sequences, K + T_pred, H, W,
             C), or an .npz path holding them as ``videos``.
         dataset: a map-style dataset of (K + T_pred, C, H, W) float clips instead of
@@ -145,22 +178,29 @@ def evaluate_predictions_file(npz_path: str | Path, protocol_id: str | Protocol,
         max_sequences: score only the first sequences (recorded in the protocol).
 
     Returns:
-        The dictionary written to metrics.json.
+        The dictionary written to metrics.json; ``warnings`` lists what limits its comparison
+        with published numbers (FVD on fewer videos than the full test set).
+
+    Raises:
+        UserError: a missing or malformed file or folder (the first offending file named), or
+            FVD asked for where it cannot be computed, before anything is scored.
     """
     p = get_protocol(protocol_id).with_options(max_sequences=max_sequences)
     path = Path(npz_path)
+    if not path.is_dir():  # the file itself is checked before any other work
+        open_npz(path, (), required="samples", what="predictions file")
+    available, clips = _truth_source(p, targets, data_root, dataset)
+    s = p.sequences(available)
+    check_fvd_inputs(p, s, i3d_weights)
+    path, source = _predictions_npz(path, p, s, out_dir, force)
     arrays = open_npz(path, ("samples", "context"), required="samples",
                       what="predictions file")
     try:
-        available, clips = _truth_source(p, targets, data_root, dataset)
-        s = p.sequences(available)
-        frame = (p.image_size, p.image_size, p.channels)
-        check_array("samples", arrays["samples"], (s, None, p.n_pred, *frame), p, str(path))
-        if "context" in arrays:
-            check_array("context", arrays["context"], (s, p.n_ctx, *frame), p, str(path))
+        _check_file(arrays, p, s, path)
         out = prepare_eval_dir(out_dir, force)
         extra = {"predictions_file": str(path), "predictions_sha256": sha256_file(path),
-                 "checkpoint_sha256": None}
+                 "checkpoint_sha256": None, **source,
+                 **fvd_warnings(p, s, available, i3d_weights)}
         blocks = _file_blocks(path, p, s, chunk, clips, arrays["samples"], arrays.get("context"))
         return score_blocks(blocks, s, p, out, lpips_weights, i3d_weights, device=device,
                             extra=extra)

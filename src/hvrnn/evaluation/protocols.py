@@ -34,6 +34,9 @@ class Protocol:
             the prediction; docs/design.md section 6) or ``"pred"``.
         fvd_rounds: FVD repetitions, each with one random sample per sequence.
         i3d_size: frame side fed to I3D (224 for FVD; 0 keeps the frame size, tests only).
+        fvd_resize: how frames are resized for I3D: ``"tf1"`` (TensorFlow 1
+            ``resize_bilinear``, as the FVD reference implementation) or ``"torch"`` (half-pixel
+            centres); see :mod:`hvrnn.metrics.fvd`.
         ssim_variant, psnr_variant: see :func:`hvrnn.metrics.ssim` / :func:`~hvrnn.metrics.psnr`.
         lpips_net: LPIPS backbone.
         seed: seed of the sampling generator, the FVD rounds and the bootstrap.
@@ -52,6 +55,7 @@ class Protocol:
     fvd_frames: str = "context+pred"
     fvd_rounds: int = 100
     i3d_size: int = 224
+    fvd_resize: str = "tf1"
     ssim_variant: str = "skimage"
     psnr_variant: str = "global"
     lpips_net: str = "alex"
@@ -91,6 +95,16 @@ def get_protocol(protocol: str | Protocol) -> Protocol:
     if protocol not in PROTOCOLS:
         raise UserError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
     return PROTOCOLS[protocol]
+
+
+def format_protocols() -> str:
+    """Every protocol with its full definition, one block each (``hvrnn evaluate
+    --list-protocols``)."""
+    blocks = []
+    for p in PROTOCOLS.values():
+        fields = {k: v for k, v in p.to_dict().items() if k != "id"}
+        blocks.append(f"{p.id}\n" + "\n".join(f"  {k:14s} {v}" for k, v in fields.items()))
+    return "\n".join(blocks)
 
 
 def protocol_data_config(protocol: Protocol, root: str | Path | None = None) -> Any:

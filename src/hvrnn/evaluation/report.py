@@ -115,21 +115,44 @@ def write_plot(path: Path, res: dict[str, Any], protocol: Protocol) -> None:
     plt.close(fig)
 
 
+def _fmt(value: Any, path: str, non_finite: dict[str, str], spec: str) -> str:
+    """A number for the summary; values written as null in metrics.json print as inf / -inf
+    and undefined ones (NaN) as n/a."""
+    if value is None:
+        text = non_finite.get(path, "nan")
+        return "n/a" if text == "nan" else text
+    if isinstance(value, float) and not math.isfinite(value):
+        return "n/a" if math.isnan(value) else str(value)
+    return format(value, spec)
+
+
 def format_summary(result: dict[str, Any]) -> str:
-    """A few lines: best/mean of N for each metric, FVD, negative ELBO."""
+    """A few lines: best/mean of N for each metric, FVD, negative ELBO, warnings.
+
+    Non-finite values (the PSNR of a prediction equal to its target is +inf; the std of such
+    values is undefined) print as ``inf`` and ``n/a``.
+    """
+    non_finite = dict(item.split("=", 1) for item in result.get("non_finite", []))
     lines = [f"protocol {result['protocol_id']}: {result['n_sequences']} sequences x "
              f"{result['n_samples']} samples"]
     for name, res in result["metrics"].items():
+        key = f"metrics.{name}"
         if isinstance(res, str):
             lines.append(f"  {name:12s} {res}")
         elif "best" in res:
             b, m = res["best"], res["mean"]
-            lines.append(f"  {name:12s} best {b['mean']:.4f} +- {b['std']:.4f}   "
-                         f"mean {m['mean']:.4f} +- {m['std']:.4f}")
+            lines.append(
+                f"  {name:12s} best {_fmt(b['mean'], key + '.best.mean', non_finite, '.4f')} +- "
+                f"{_fmt(b['std'], key + '.best.std', non_finite, '.4f')}   "
+                f"mean {_fmt(m['mean'], key + '.mean.mean', non_finite, '.4f')} +- "
+                f"{_fmt(m['std'], key + '.mean.std', non_finite, '.4f')}")
         else:
-            lines.append(f"  {name:12s} {res['mean']:.2f} +- {res['std']:.2f} "
+            lines.append(f"  {name:12s} {_fmt(res['mean'], key + '.mean', non_finite, '.2f')} +- "
+                         f"{_fmt(res['std'], key + '.std', non_finite, '.2f')} "
                          f"({res['rounds']} rounds)")
     if "elbo" in result:
         nelbo = result["elbo"]["per_clip_mean"].get("nelbo", math.nan)
-        lines.append(f"  {'neg. ELBO':12s} {nelbo:.2f} nats per clip")
+        lines.append(f"  {'neg. ELBO':12s} {_fmt(nelbo, '', {}, '.2f')} nats per clip")
+    for warning in result.get("warnings", []):
+        lines.append(f"  warning: {warning}")
     return "\n".join(lines)

@@ -17,12 +17,60 @@ from torch import Tensor
 
 from hvrnn import metrics
 from hvrnn.errors import UserError
-from hvrnn.evaluation.protocols import Protocol
+from hvrnn.evaluation.protocols import PROTOCOLS, Protocol
 from hvrnn.io.frames import to_float
 from hvrnn.metrics.reduce import StreamingReducer
 from hvrnn.metrics.ssim import SSIM_VARIANTS
 
 SKIPPED = "skipped: no weights"
+# lpips_weights / i3d_weights value meaning "the verified files of the weights cache".
+FROM_CACHE = "<weights cache>"
+
+
+def _weights_arg(value: Any) -> Any:
+    """What the metric loaders take: None for the weights cache, else the value itself."""
+    return None if isinstance(value, str) and value == FROM_CACHE else value
+
+
+def check_fvd_inputs(p: Protocol, n_sequences: int, i3d_weights: Any) -> None:
+    """FVD's requirements, checked before any sampling or scoring.
+
+    Raises:
+        UserError: FVD is asked for (``i3d_weights`` set) but the protocol's FVD clips have
+            fewer than :data:`hvrnn.metrics.i3d.MIN_FRAMES` frames, fewer than 2 sequences are
+            scored (a covariance needs 2 embeddings), or ``fvd_resize`` is unknown.
+    """
+    if not i3d_weights:
+        return
+    from hvrnn.metrics.fvd import RESIZE_MODES
+    from hvrnn.metrics.i3d import MIN_FRAMES
+
+    frames = p.n_pred + (p.n_ctx if p.fvd_frames == "context+pred" else 0)
+    if frames < MIN_FRAMES:
+        raise UserError(f"FVD needs clips of at least {MIN_FRAMES} frames; protocol {p.id} gives "
+                        f"{frames} (fvd_frames={p.fvd_frames!r}); drop the I3D weights or "
+                        "predict more frames")
+    if n_sequences < 2:
+        raise UserError(f"FVD needs at least 2 test sequences (a covariance of their "
+                        f"embeddings), got {n_sequences}; score more sequences or drop the I3D "
+                        "weights")
+    if p.fvd_resize not in RESIZE_MODES:
+        raise UserError(f"protocol {p.id}: fvd_resize must be one of {RESIZE_MODES}, got "
+                        f"{p.fvd_resize!r}")
+
+
+def fvd_warnings(p: Protocol, n_sequences: int, available: int, i3d_weights: Any
+                 ) -> dict[str, list[str]]:
+    """``{"warnings": [...]}`` for metrics.json when FVD is computed on fewer videos than the
+    protocol's full test set (``available`` test clips, of which the registered protocol
+    scores its own number); else ``{}``."""
+    full = PROTOCOLS.get(p.id, p).sequences(available)
+    if not i3d_weights or n_sequences >= full:
+        return {}
+    return {"warnings": [
+        f"FVD computed from {n_sequences} videos per set, the protocol's full test set has "
+        f"{full}; FVD is biased upward on fewer videos and is not comparable with values from "
+        "the full set"]}
 
 
 def _as_tensor(a: np.ndarray | Tensor) -> Tensor:
@@ -45,9 +93,9 @@ class Scorer:
 
     Args:
         protocol: the metric variants, FVD settings and seed.
-        lpips_weights: LPIPS weights (path, or a loaded :class:`~hvrnn.metrics.LPIPS`); None
-            skips LPIPS.
-        i3d_weights: I3D weights (path or module); None skips FVD.
+        lpips_weights: LPIPS weights (path, or a loaded :class:`~hvrnn.metrics.LPIPS`), or
+            :data:`FROM_CACHE` for the weights cache; None (or False) skips LPIPS.
+        i3d_weights: I3D weights (path or module), or :data:`FROM_CACHE`; None skips FVD.
         device: where metrics are computed.
         batch_frames: frames per metric call (bounds memory).
     """
@@ -61,12 +109,13 @@ class Scorer:
         self.lpips_model = None
         if lpips_weights:
             self.lpips_model = (lpips_weights if isinstance(lpips_weights, metrics.LPIPS)
-                                else metrics.load_lpips(protocol.lpips_net, lpips_weights))
+                                else metrics.load_lpips(protocol.lpips_net,
+                                                        _weights_arg(lpips_weights)))
             self.lpips_model = self.lpips_model.to(device)
         self.i3d = None
         if i3d_weights:
             self.i3d = (i3d_weights if isinstance(i3d_weights, torch.nn.Module)
-                        else metrics.load_i3d(i3d_weights, device))
+                        else metrics.load_i3d(_weights_arg(i3d_weights), device))
         directions = {"psnr": True, "ssim": True}
         if "legacy" in self.ssim_names[1:]:
             directions["ssim_legacy"] = True
@@ -121,10 +170,10 @@ class Scorer:
             fake = torch.cat([ctx.repeat_interleave(n, dim=0), pred_u8], dim=1)
         else:
             real, fake = true_u8, pred_u8
-        size = self.p.i3d_size or None
+        size, resize = self.p.i3d_size or None, self.p.fvd_resize
         # i3d_features converts uint8 (B, T, H, W, C) batch by batch.
-        self.real_feats.append(metrics.i3d_features(real, self.i3d, size=size))
-        feats = metrics.i3d_features(fake, self.i3d, size=size)
+        self.real_feats.append(metrics.i3d_features(real, self.i3d, size=size, resize=resize))
+        feats = metrics.i3d_features(fake, self.i3d, size=size, resize=resize)
         self.fake_feats.append(feats.reshape(b, n, -1))
 
     def implementations(self) -> dict[str, Any]:
@@ -149,7 +198,8 @@ class Scorer:
             "format": getattr(self.i3d, "format", "module"),
             "weights_sha256": getattr(self.i3d, "weights_sha256", None),
             "frames": self.p.fvd_frames, "i3d_size": self.p.i3d_size,
-            "rounds": self.p.fvd_rounds, "frechet": "scipy.linalg.sqrtm float64"}
+            "resize": self.p.fvd_resize, "rounds": self.p.fvd_rounds,
+            "frechet": "scipy.linalg.sqrtm float64"}
         return impl
 
     def results(self) -> dict[str, Any]:
