@@ -17,6 +17,7 @@ _LAZY = {
     "sample": "hvrnn.sampling",
     "build_dataset": "hvrnn.data",
     "load_checkpoint": "hvrnn.checkpoint",
+    "load_pretrained": "hvrnn.pretrained",
     "metrics": None,
 }
 

@@ -227,12 +227,19 @@ def remove_stale_temporaries(run_dir: str | Path) -> None:
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file, or the latest checkpoint of a run directory.
+    """A checkpoint file, the latest checkpoint of a run directory, or the weights file of a
+    shipped model named ``pretrained:<name>`` (:mod:`hvrnn.pretrained`).
 
     Raises:
         CheckpointError: nothing found.
     """
+    from hvrnn import pretrained
+
+    if pretrained.is_pretrained(path):
+        return pretrained.folder(str(path)) / pretrained.WEIGHTS_FILE
     p = Path(path)
+    if (p / pretrained.WEIGHTS_FILE).is_file():
+        return p / pretrained.WEIGHTS_FILE
     if p.is_dir():
         found = latest_checkpoint(p)
         if found is None:
@@ -333,12 +340,36 @@ def check_compatible(ckpt: dict[str, Any], cfg: ExperimentConfig, path: str | Pa
                               f"the config has {key}={new!r}{more}")
 
 
+def default_output_base(source: str | Path) -> Path:
+    """Where outputs derived from a checkpoint go by default: its run directory, or
+    ``runs/pretrained-<name>`` for a shipped model (never inside the installed package)."""
+    from hvrnn import pretrained
+
+    if pretrained.is_pretrained(source):
+        return Path("runs") / f"pretrained-{pretrained.folder(str(source)).name}"
+    p = Path(source)
+    if p.is_dir():
+        return p
+    return p.parent.parent if p.parent.name == "checkpoints" else p.parent
+
+
+def load_state_checked(model: torch.nn.Module, state: dict[str, Any], path: str | Path) -> None:
+    """``model.load_state_dict(state)``; a mismatch raises one-line :class:`CheckpointError`."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise CheckpointError(f"checkpoint {str(path)!r} does not fit the model its config "
+                              f"describes: {' '.join(first[:2])[:300]}") from None
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"
                     ) -> tuple[torch.nn.Module, ExperimentConfig]:
     """Rebuild the model and its config from a checkpoint alone (``hvrnn.load_checkpoint``).
 
     Args:
-        path: a checkpoint file, or a run directory (its latest checkpoint).
+        path: a checkpoint file, a run directory (its latest checkpoint), ``pretrained:<name>``
+            or a pretrained-model folder / its ``model.safetensors`` (:mod:`hvrnn.pretrained`).
         device: where to put the model.
 
     Returns:
@@ -348,15 +379,14 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"
         CheckpointError: missing, corrupt, unsafe or foreign checkpoint, or weights that do not
             fit the model the stored config describes.
     """
+    from hvrnn import pretrained
     from hvrnn.model import build_model
 
-    ckpt = read_checkpoint(path)
-    cfg = checkpoint_config(ckpt, path)
+    p = resolve_checkpoint(path)
+    if p.name == pretrained.WEIGHTS_FILE:
+        return pretrained.load_weights_folder(p, str(device))
+    ckpt = read_checkpoint(p)
+    cfg = checkpoint_config(ckpt, p)
     model = build_model(cfg.model)
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise CheckpointError(f"checkpoint {str(path)!r} does not fit the model its config "
-                              f"describes: {' '.join(first[:2])[:300]}") from None
+    load_state_checked(model, ckpt["model"], p)
     return model.to(device).eval(), cfg

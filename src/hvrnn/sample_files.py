@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from hvrnn import viz
-from hvrnn.checkpoint import load_checkpoint, resolve_checkpoint
+from hvrnn.checkpoint import default_output_base, load_checkpoint, resolve_checkpoint
 from hvrnn.distributed import resolve_device
 from hvrnn.errors import UserError
 from hvrnn.io.files import prepare_output_dir
@@ -153,8 +153,7 @@ def write_samples(checkpoint: str | Path, out: str | Path | None = None, *,
         ctx, truth = read_context_file(context, cfg.data.n_ctx, cfg.data.image_size,
                                        cfg.data.channels)
     if out is None:
-        run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-        out = run_dir / "samples" / path.stem
+        out = default_output_base(checkpoint) / "samples" / path.stem
     out = prepare_output_dir(out, force=force)
 
     gen = torch.Generator(device=dev).manual_seed(seed)

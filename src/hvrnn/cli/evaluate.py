@@ -83,9 +83,9 @@ def _score_checkpoint(args: argparse.Namespace, lpips_weights: Any, i3d_weights:
 
     if args.targets:
         raise UserError("--targets is only used with --predictions")
-    ckpt = Path(args.checkpoint)
-    base = ckpt if ckpt.is_dir() else ckpt.parent.parent
-    out = args.out or str(base / "eval" / args.protocol)
+    from hvrnn.checkpoint import default_output_base
+
+    out = args.out or str(default_output_base(args.checkpoint) / "eval" / args.protocol)
     return out, evaluate_checkpoint(
         args.checkpoint, args.protocol, out, data_root=args.data_root,
         n_samples=args.n_samples, max_sequences=args.max_sequences, device=args.device,
@@ -106,7 +106,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "in a checkpoint config's eval section, or in the weights cache (hvrnn weights fetch). "
         "Options left unset for a checkpoint come from its config's eval section, else the "
         "protocol. Protocols: --list-protocols.")
-    p.add_argument("checkpoint", nargs="?", help="checkpoint file or run directory")
+    p.add_argument("checkpoint", nargs="?",
+                   help="checkpoint file, run directory or pretrained:NAME")
     p.add_argument("--protocol", help="protocol id (required unless --list-protocols)")
     p.add_argument("--list-protocols", action="store_true",
                    help="print every protocol with its definition and exit")

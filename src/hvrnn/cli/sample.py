@@ -23,11 +23,14 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "sample", formatter_class=FORMATTER, help="draw samples from a checkpoint",
-        description="Draw prior samples from CHECKPOINT (a .pt file or a run directory) and "
+        description="Draw prior samples from CHECKPOINT (a .pt file, a run directory or "
+                    "pretrained:NAME) and "
                     "write samples.npz (uint8 samples (sequences, N, T, H, W, C) and context "
                     "(sequences, K, H, W, C)), a PNG grid per sequence (rows: ground truth, "
                     "then samples; columns: time steps), GIFs and MP4s.")
-    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT")
+    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT",
+                   help="a .pt checkpoint, a run directory, or pretrained:NAME (a model "
+                        "shipped with hvrnn; `hvrnn info --pretrained` lists them)")
     p.add_argument("--context", type=Path, default=None, metavar="FILE",
                    help="uint8 clips (N, T, H, W[, C]) in .npy, or .npz with key 'context' "
                         "(and optional 'truth'); frames after the first K are ground truth. "

@@ -38,10 +38,12 @@ class ModelConfig:
 
     kind: str = "hvrnn"
     n_z: int = 10  # channels of the 1x1 latent level
-    # Widths: stage i (resolution H / 2^i) has min(base * 2^i, max) * width_mult channels.
+    # Widths: stage i (resolution H / 2^i) has min(base * 2^i, max) * width_mult channels,
+    # unless ``stage_widths`` lists one width per stage, finest first (H, H/2, ..., 4, 1).
     base_channels: int = 64
     max_channels: int = 512
     width_mult: float = 1.0
+    stage_widths: tuple[int, ...] = ()
     gn_groups: int = 4  # GroupNorm groups of the convolutional blocks
     # The pixel likelihood p(x_t | ...) and how its KL is estimated; with train.kl_beta,
     # train.beta_warmup_steps and train.free_bits they form ExperimentConfig.loss.
@@ -82,6 +84,8 @@ class ModelConfig:
     def width(self, resolution: int) -> int:
         """Channel width of the encoder stage / decoder block at ``resolution``."""
         idx = self.stage_resolutions.index(resolution)
+        if self.stage_widths:
+            return self.stage_widths[idx]
         base = self.base_channels * 2**idx
         return max(1, int(round(min(base, self.max_channels) * self.width_mult)))
 
@@ -101,6 +105,11 @@ class ModelConfig:
               self.kl_estimator, "analytic or mc")
         check(self.n_z >= 1, "model.n_z", self.n_z, ">= 1")
         check(self.width_mult > 0, "model.width_mult", self.width_mult, "> 0")
+        if self.stage_widths:
+            n = len(self.stage_resolutions)
+            check(len(self.stage_widths) == n and min(self.stage_widths) >= 1,
+                  "model.stage_widths", self.stage_widths,
+                  f"{n} positive widths, one per stage {list(self.stage_resolutions)}")
         for r in self.stage_resolutions:
             w = self.width(r)
             check(w % self.gn_groups == 0, "model.gn_groups", self.gn_groups,
