@@ -14,6 +14,7 @@ from helpers import replace_section
 import hvrnn
 from hvrnn import checkpoint as ck
 from hvrnn import train as tr
+from hvrnn.config import ConfigError
 from hvrnn.errors import CheckpointError, UserError
 
 
@@ -31,6 +32,21 @@ def test_learning_rate_linear_scaling_and_warmup(tiny_config):
     assert tr.learning_rate(10, tc, 4) == pytest.approx(4e-4)
     off = dataclasses.replace(tc, lr_scale_by_batch=False)
     assert tr.learning_rate(10, off, 4) == pytest.approx(1e-4)
+
+
+def test_learning_rate_decay(tiny_config):
+    """A linear decay to lr_final between two steps (SAVP), or a drop when they are equal
+    (PredNet), on top of the linear scaling."""
+    tc = dataclasses.replace(tiny_config.train, lr=2e-4, lr_final=0.0,
+                             lr_decay_steps=(200, 300))
+    assert [tr.learning_rate(s, tc) for s in (0, 200, 250, 300, 400)] == pytest.approx(
+        [2e-4, 2e-4, 1e-4, 0.0, 0.0])
+    drop = dataclasses.replace(tc, lr=1e-3, lr_final=1e-4, lr_decay_steps=(10, 10),
+                               batch_size=16)
+    assert [tr.learning_rate(s, drop) for s in (9, 10, 11)] == pytest.approx([1e-3, 1e-4, 1e-4])
+    assert tr.learning_rate(11, drop, 2) == pytest.approx(2e-4)  # scaled like lr
+    with pytest.raises(ConfigError, match=r"train\.lr_decay_steps"):
+        hvrnn.load_config("tiny", ["train.lr_decay_steps=[5,2]"])
 
 
 def test_batch_plan_ranks_partition_the_single_process_batches(fake_data):

@@ -61,10 +61,11 @@ def format_info(info: dict[str, Any]) -> str:
     """Human-readable table of :func:`model_info`."""
     p = info["parameters"]
     options = ", ".join(f"{k}={info[k]}" for k in ("prior_dense", "center_tap_1x1") if k in info)
+    levels = ", ".join(f"{lv['channels']}x{lv['resolution']}x{lv['resolution']}"
+                       for lv in info["latent_levels"])
     lines = [f"{info['config']} ({info['kind']}): "
-             + ", ".join(f"{lv['channels']}x{lv['resolution']}x{lv['resolution']}"
-                         for lv in info["latent_levels"])
-             + " latents" + (f"; {options}" if options else "")]
+             + (f"{levels} latents" if levels else "deterministic, no latents")
+             + (f"; {options}" if options else "")]
     width = max(len(k) for k in p)
     for k, v in p.items():
         if k != "total":

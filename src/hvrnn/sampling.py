@@ -25,18 +25,21 @@ def rollout(model: VideoModel, context: Tensor, horizon: int, n_samples: int = 1
         model: any registered :class:`VideoModel`.
         context: (B, K, C, H, W) in [0, 1], K = ``model.n_ctx``.
         horizon: number of frames to generate.
-        n_samples: samples per context (drawn in one batch of B * n_samples rows).
+        n_samples: samples per context (drawn in one batch of B * n_samples rows); a
+            deterministic model gives one whatever is asked
+            (:meth:`~hvrnn.model.VideoModel.distinct_samples`).
         generator: source of all latent noise (on the model's device); fixes the samples.
         temperature: multiplies the prior variances (1 = the model's prior).
         use_mean: use the prior means instead of samples (deterministic rollout).
 
     Returns:
-        (B, S, horizon, C, H, W) in [0, 1].
+        (B, S, horizon, C, H, W) in [0, 1], S = ``model.distinct_samples(n_samples)``.
     """
     if context.dim() != 5:
         raise ValueError(f"context must be (B, K, C, H, W), got shape {tuple(context.shape)}")
     if horizon < 1 or n_samples < 1:
         raise ValueError(f"horizon and n_samples must be >= 1, got {horizon}, {n_samples}")
+    n_samples = model.distinct_samples(n_samples)
     was_training = model.training
     model.eval()
     try:

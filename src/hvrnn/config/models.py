@@ -94,6 +94,11 @@ class ModelConfig:
         """(channels, height, width) of the latent of one step, per level, coarsest first."""
         return ()
 
+    def check_clip_length(self, n_pred: int) -> None:
+        """Raise ConfigError if this model cannot train on clips of ``n_ctx + n_pred`` frames
+        (called by :meth:`ExperimentConfig.validate` with ``data.n_pred``); any length by
+        default."""
+
     def validate(self) -> None:
         size = self.image_size
         check(size >= 8 and size & (size - 1) == 0, "data.image_size", size,

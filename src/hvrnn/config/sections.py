@@ -59,6 +59,10 @@ class TrainConfig:
     adam_betas: tuple[float, float] = (0.9, 0.999)
     lr_warmup_steps: int = 0  # linear warm-up to the scaled lr (multi-GPU runs)
     lr_scale_by_batch: bool = True  # linear scaling: lr * global_batch / 16
+    # Decay: the lr goes linearly from its value at step start to lr_final * (its scaling)
+    # at step end, and stays there; start == end drops it at once. (0, 0) = no decay.
+    lr_decay_steps: tuple[int, int] = (0, 0)
+    lr_final: float = 0.0
     kl_beta: float = 1.0  # weight of the KL in the loss (1 = the ELBO)
     beta_warmup_steps: int = 0  # 0 = constant kl_beta
     # Free bits (Kingma et al. 2016): in the loss only, each level's KL per predicted frame
@@ -82,6 +86,10 @@ class TrainConfig:
         check(self.batch_size >= 1, "train.batch_size", self.batch_size, ">= 1")
         check(self.max_steps >= 0, "train.max_steps", self.max_steps, ">= 0")
         check(self.lr > 0, "train.lr", self.lr, "> 0")
+        start, end = self.lr_decay_steps
+        check(0 <= start <= end, "train.lr_decay_steps", list(self.lr_decay_steps),
+              "[start, end] with 0 <= start <= end")
+        check(self.lr_final >= 0, "train.lr_final", self.lr_final, ">= 0")
         check(self.amp in ("auto", "bf16", "none"), "train.amp", self.amp, "auto, bf16 or none")
         check(self.checkpoint_every >= 1, "train.checkpoint_every", self.checkpoint_every, ">= 1")
         check(self.grad_clip >= 0, "train.grad_clip", self.grad_clip, ">= 0")
@@ -153,6 +161,7 @@ class ExperimentConfig:
     def validate(self) -> None:
         self.data.validate()
         self.model.validate()
+        self.model.check_clip_length(self.data.n_pred)
         self.train.validate()
         self.eval.validate()
 

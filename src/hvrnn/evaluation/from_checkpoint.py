@@ -70,27 +70,41 @@ def _check_geometry(cfg: ExperimentConfig, p: Protocol, path: Path) -> None:
                             f"{p.id} needs {want}")
 
 
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def _sampled_blocks(model: VideoModel, cfg: ExperimentConfig, p: Protocol, gt: Any,
                     n_sequences: int, batch_size: int, sampler: Callable[..., Tensor],
                     temperature: float, device: torch.device, elbo_sums: dict[str, float],
                     writer: PredictionsWriter | None) -> Iterator[Block]:
     """Draw, quantise and yield the samples of each block; add the block's loss terms (summed
-    over clips) to ``elbo_sums`` and its samples to ``writer``."""
+    over clips) to ``elbo_sums``, the seconds spent drawing samples to
+    ``elbo_sums["_sampling_seconds"]`` and its samples to ``writer``."""
     generator = torch.Generator(device=device).manual_seed(p.seed)
     for a in range(0, n_sequences, batch_size):
         b = min(n_sequences, a + batch_size)
         clip = clips_uint8(gt, a, b, p)  # (b, K + T, H, W, C)
         video = to_float(clip, device=device)  # (b, K + T, C, H, W)
         with torch.no_grad():
+            _synchronize(device)
+            t0 = time.perf_counter()
             samples = sampler(model, video[:, :p.n_ctx], horizon=p.n_pred,
                               n_samples=p.n_samples, generator=generator,
                               temperature=temperature)
+            _synchronize(device)
+            elbo_sums["_sampling_seconds"] = (elbo_sums.get("_sampling_seconds", 0.0)
+                                              + time.perf_counter() - t0)
             # Teacher-forced terms; the posterior noise comes from a seeded global RNG.
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                 torch.manual_seed(p.seed + a)
                 terms = model.training_terms(video, cfg.loss, beta=1.0)
         for k, v in terms.items():
             elbo_sums[k] = elbo_sums.get(k, 0.0) + float(v) * (b - a)
+        if samples.shape[1] != p.n_samples:
+            raise ValueError(f"the sampler drew {samples.shape[1]} samples per sequence; the "
+                             f"protocol asks for {p.n_samples}")
         samples_u8 = to_uint8(samples)  # (b, N, T, H, W, C)
         if writer is not None:
             writer.write(samples_u8, clip[:, :p.n_ctx])
@@ -119,14 +133,24 @@ def _sample_and_score(model: VideoModel, cfg: ExperimentConfig, p: Protocol, gt:
     return elbo_sums
 
 
-def _elbo_entry(sums: dict[str, float], n_sequences: int, cfg: ExperimentConfig, p: Protocol
-                ) -> dict[str, Any]:
-    """The ``elbo`` entry of metrics.json: the terms' means per clip, and how they were got."""
+def _elbo_entry(sums: dict[str, float], n_sequences: int, cfg: ExperimentConfig, p: Protocol,
+                model: VideoModel) -> dict[str, Any]:
+    """The ``elbo`` entry of metrics.json: the means per clip of the model's teacher-forced
+    terms (its losses left out), which of them scores the model, and how they were got."""
     return {"per_clip_mean": {k: v / n_sequences for k, v in sums.items()
-                              if not k.startswith("loss")},
+                              if not k.startswith(("loss", "_"))},
+            "score_term": model.score_term,
             "likelihood": cfg.loss.likelihood, "kl_estimator": cfg.loss.kl_estimator,
-            "frames_scored": p.n_pred, "note": "teacher-forced (posterior) pass on the same "
-            "test clips; nats per clip, KL per level summed over frames"}
+            "frames_scored": p.n_pred, "note": "the model's training terms on the same test "
+            "clips, teacher-forced (posterior pass for latent-variable models; the ELBO in "
+            "nats per clip, KL per level summed over frames)"}
+
+
+def _sampling_entry(seconds: float, p: Protocol, n_sequences: int) -> dict[str, Any]:
+    """Sampling throughput: predicted frames drawn per second of sampling (scoring excluded)."""
+    frames = n_sequences * p.n_samples * p.n_pred
+    return {"seconds": round(seconds, 4), "frames": frames,
+            "frames_per_second": frames / seconds if seconds > 0 else None}
 
 
 def _default_weights(given: Any, configured: str) -> Any:
@@ -169,6 +193,8 @@ def evaluate_checkpoint(checkpoint_path: str | Path, protocol_id: str | Protocol
         out_dir: output folder (existing metrics.json needs ``force=True``).
         data_root: prepared test data (default: the checkpoint config's ``data.root``).
         n_samples: samples per sequence (default: the protocol's; recorded in the protocol).
+            A deterministic model draws one (``VideoModel.distinct_samples``), and the protocol
+            records N = 1.
         max_sequences: score only the first sequences (recorded in the protocol).
         device: ``cpu``, ``cuda`` or ``auto``.
         lpips_weights, i3d_weights: a path or module, :data:`FROM_CACHE` (the weights cache),
@@ -183,8 +209,10 @@ def evaluate_checkpoint(checkpoint_path: str | Path, protocol_id: str | Protocol
             there is preferred to ``FROM_CACHE``), as ``hvrnn evaluate`` does.
 
     Returns:
-        The dictionary written to metrics.json, with ``checkpoint_sha256``, ``elbo`` and any
-        ``warnings`` (FVD from fewer videos than the protocol's full test set).
+        The dictionary written to metrics.json, with ``checkpoint_sha256``, ``elbo`` (the
+        model's teacher-forced terms), ``sampling`` (seconds and frames per second spent
+        drawing samples) and any ``warnings`` (FVD from fewer videos than the protocol's full
+        test set).
 
     Raises:
         UserError: the checkpoint does not fit the protocol, or FVD is asked for where it
@@ -198,6 +226,7 @@ def evaluate_checkpoint(checkpoint_path: str | Path, protocol_id: str | Protocol
         cfg.eval if config_defaults else None, n_samples, max_sequences, temperature,
         lpips_weights, i3d_weights)
     p = get_protocol(protocol_id).with_options(n_samples, max_sequences)
+    p = p.with_options(n_samples=model.distinct_samples(p.n_samples))  # 1: deterministic
     _check_geometry(cfg, p, ckpt_file)
     gt = ground_truth(p, data_root or cfg.data.root, dataset)
     s = p.sequences(len(gt))
@@ -208,7 +237,9 @@ def evaluate_checkpoint(checkpoint_path: str | Path, protocol_id: str | Protocol
                                   batch_size or cfg.eval.batch_size, sampler or sample,
                                   temperature, dev)
     extra = {"checkpoint": str(ckpt_file), "checkpoint_sha256": sha256_file(ckpt_file),
-             "elbo": _elbo_entry(elbo_sums, s, cfg, p), "temperature": temperature,
+             "elbo": _elbo_entry(elbo_sums, s, cfg, p, model),
+             "sampling": _sampling_entry(elbo_sums.get("_sampling_seconds", 0.0), p, s),
+             "temperature": temperature,
              "model_config": cfg.to_dict(), **fvd_warnings(p, s, len(gt), i3d_weights)}
     if save_predictions:
         extra["predictions_file"] = str(out / "predictions.npz")

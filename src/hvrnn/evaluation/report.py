@@ -151,8 +151,12 @@ def format_summary(result: dict[str, Any]) -> str:
                          f"{_fmt(res['std'], key + '.std', non_finite, '.2f')} "
                          f"({res['rounds']} rounds)")
     if "elbo" in result:
-        nelbo = result["elbo"]["per_clip_mean"].get("nelbo", math.nan)
-        lines.append(f"  {'neg. ELBO':12s} {_fmt(nelbo, '', {}, '.2f')} nats per clip")
+        term = result["elbo"].get("score_term", "nelbo")
+        value = result["elbo"]["per_clip_mean"].get(term, math.nan)
+        if term == "nelbo":
+            lines.append(f"  {'neg. ELBO':12s} {_fmt(value, '', {}, '.2f')} nats per clip")
+        else:
+            lines.append(f"  {term:12s} {_fmt(value, '', {}, '.4g')}")
     for warning in result.get("warnings", []):
         lines.append(f"  warning: {warning}")
     return "\n".join(lines)

@@ -42,27 +42,36 @@ class VRNNOutput:
     """Teacher-forced pass over the predicted frames.
 
     Attributes:
-        logits: (B, T, C, H, W) decoder output before the sigmoid.
+        logits: (B, T, C, H, W) decoder output before the sigmoid, or None for a kind that
+            predicts frames directly (then ``frames`` is set).
         prior: one DiagonalGaussian per latent level, parameters (B, T, C_l, H_l, W_l).
         posterior: same layout as ``prior``.
         z: the latents fed to the decoder, one (B, T, C_l, H_l, W_l) tensor per level.
+        frames: (B, T, C, H, W) predicted frames in [0, 1] of a kind without a pixel
+            likelihood (PredNet, SAVP), or None.
     """
 
-    logits: Tensor
+    logits: Tensor | None
     prior: list[DiagonalGaussian] = field(default_factory=list)
     posterior: list[DiagonalGaussian] = field(default_factory=list)
     z: list[Tensor] = field(default_factory=list)
+    frames: Tensor | None = None
 
     @property
     def mean(self) -> Tensor:
-        """(B, T, C, H, W) mean of the pixel likelihood, in [0, 1]."""
+        """(B, T, C, H, W) predicted frames in [0, 1]: ``frames`` when the kind gives them,
+        else the mean of the pixel likelihood (the sigmoid of ``logits``)."""
+        if self.frames is not None:
+            return self.frames
+        if self.logits is None:
+            raise ValueError("the output holds neither frames nor logits")
         return torch.sigmoid(self.logits)
 
 
 @dataclass
 class StepOutput(VRNNOutput):
     """One generated (or teacher-forced) step: the fields of :class:`VRNNOutput` without T,
-    i.e. logits (B, C, H, W) and per-level parameters (B, C_l, H_l, W_l)."""
+    i.e. logits or frames (B, C, H, W) and per-level parameters (B, C_l, H_l, W_l)."""
 
 
 S = TypeVar("S", bound="RecurrentState")
@@ -116,10 +125,18 @@ class VideoModel(nn.Module, ABC):
         n_ctx: context frames K the model was built for.
         latent_shapes: (C_l, H_l, W_l) of the latent of one step, per level (empty for a
             deterministic kind).
+        stochastic: False for a kind whose prediction is a function of the context (PredNet):
+            it gives one sample whatever N is asked for (:meth:`distinct_samples`), which the
+            sampler and the evaluation read; best, mean and worst of N then coincide.
+        score_term: the teacher-forced term (of :meth:`training_terms`) that measures how well
+            the model fits a clip, lower is better: ``nelbo`` for latent-variable models. Logs
+            and evaluation summaries report it.
     """
 
     n_ctx: int
     latent_shapes: tuple[tuple[int, int, int], ...]
+    stochastic: bool = True
+    score_term: str = "nelbo"
 
     def __init__(self, cfg: ModelConfig) -> None:
         """Validate the config section (with its image geometry) and keep it as ``cfg``."""
@@ -204,6 +221,11 @@ class VideoModel(nn.Module, ABC):
             feats_next = self.encode_frame(x_next)
         return self.advance(state, feats_prev, feats_next, eps=eps, generator=generator,
                             temperature=temperature, use_mean=use_mean)
+
+    def distinct_samples(self, n_samples: int) -> int:
+        """How many different futures asking for ``n_samples`` per context can give: all of
+        them for a stochastic kind, one for a deterministic kind."""
+        return n_samples if self.stochastic else 1
 
     # ---- training ----------------------------------------------------------------------------
     def training_terms(self, video: Tensor, loss: LossConfig, *, beta: float,

@@ -116,7 +116,8 @@ class RunHooks:
             self.val_metrics = metrics
             self._record({"kind": "val", "step": state.step, "time": time.time(), **metrics})
             self.tb.scalars("val", metrics, state.step)
-            logger.info(f"step {state.step}: val nelbo {metrics['nelbo']:.4g}, ssim "
+            term = state.model.score_term
+            logger.info(f"step {state.step}: val {term} {metrics[term]:.4g}, ssim "
                         f"best-of-{self.cfg.train.val_n_samples} {metrics['ssim_best']:.3f}")
         if images:
             write_sample_images(example, self.run_dir / "samples", state.step, self.tb)

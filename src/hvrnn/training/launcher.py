@@ -46,6 +46,7 @@ class TrainResult:
     checkpoint: Path | None
     train_metrics: dict[str, float] = field(default_factory=dict)
     val_metrics: dict[str, float] = field(default_factory=dict)
+    score_term: str = "nelbo"  # the model's teacher-forced score (VideoModel.score_term)
 
 
 class StopFlag:
@@ -214,7 +215,8 @@ def _run(cfg: ExperimentConfig, dist: DistInfo, run_dir: Path, resume: bool,
         logger.warning(f"interrupted at step {state.step}; checkpoint {hooks.saved}; continue "
                        "with --resume")
     return TrainResult(run_dir=run_dir, step=state.step, status=status, checkpoint=hooks.saved,
-                       train_metrics=hooks.train_metrics, val_metrics=hooks.val_metrics)
+                       train_metrics=hooks.train_metrics, val_metrics=hooks.val_metrics,
+                       score_term=state.model.score_term)
 
 
 def format_result(result: TrainResult) -> str:
@@ -225,7 +227,8 @@ def format_result(result: TrainResult) -> str:
     if result.train_metrics:
         parts.append(f"train loss {result.train_metrics.get('loss', math.nan):.4g}")
     if result.val_metrics:
-        parts.append(f"val nelbo {result.val_metrics.get('nelbo', math.nan):.4g}, ssim "
+        term = result.score_term
+        parts.append(f"val {term} {result.val_metrics.get(term, math.nan):.4g}, ssim "
                      f"best {result.val_metrics.get('ssim_best', math.nan):.3f}")
     return "; ".join(parts)
 

@@ -21,11 +21,12 @@ VALIDATION_SEED_OFFSET = 17
 def _batch_values(model: VideoModel, video: Tensor, cfg: ExperimentConfig,
                   generator: torch.Generator) -> tuple[dict[str, float], Tensor]:
     """Metrics of one batch (B, K + T, C, H, W) and its samples (B, S, T, C, H, W)."""
-    k, n = model.n_ctx, cfg.train.val_n_samples
+    k = model.n_ctx
     forward = autocast_forward(model, video.device, cfg.train.amp)
     terms = model.training_terms(video, cfg.loss, beta=1.0, forward=forward)
-    samples = sample(model, video[:, :k], horizon=video.shape[1] - k, n_samples=n,
-                     generator=generator)
+    samples = sample(model, video[:, :k], horizon=video.shape[1] - k,
+                     n_samples=cfg.train.val_n_samples, generator=generator)
+    n = samples.shape[1]  # one for a deterministic model
     flat = rearrange(samples, "b s t c h w -> (b s) t c h w").float()
     target = video[:, k:].repeat_interleave(n, dim=0).float()
     values = {name: float(v) for name, v in terms.items() if not name.startswith("loss")}
@@ -50,8 +51,9 @@ def validate(model: VideoModel, batches: list[Tensor], cfg: ExperimentConfig,
         batches: (B, K + T, C, H, W) clips in [0, 1] (a fixed validation subset).
 
     Returns:
-        (metrics, example) where metrics holds the model's terms (``nelbo``, ``nll``, ``kl``,
-        ``kl/level_<l>``, ``bpd`` for the ELBO), ``psnr_best``, ``ssim_best``, ``psnr_mean``,
+        (metrics, example) where metrics holds the model's terms other than its losses (for
+        the ELBO ``nelbo``, ``nll``, ``kl``, ``kl/level_<l>``, ``bpd``; always the model's
+        ``score_term``), ``psnr_best``, ``ssim_best``, ``psnr_mean``,
         ``ssim_mean`` (batch-weighted means) and example holds ``context`` (K, C, H, W),
         ``truth`` (T, C, H, W) and ``samples`` (S, T, C, H, W) for the first clip.
     """
