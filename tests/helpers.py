@@ -15,6 +15,7 @@ from hvrnn.model import latent_noise
 KIND_PRESETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "hvrnn": ("tiny", ("model.likelihood=l2",)),
     "svg_lp": ("tiny_svglp", ()),
+    "prednet": ("tiny_prednet", ()),
 }
 # Kinds whose prior is fixed (it reads no frame), so changing a frame cannot change it.
 FIXED_PRIOR: set[str] = set()

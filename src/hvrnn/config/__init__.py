@@ -8,6 +8,7 @@ model kind) in :mod:`hvrnn.config.models`. :func:`load_config` reads presets and
 the key; nothing is ever changed after construction.
 """
 
+from hvrnn.config.baselines import PredNetConfig, SAVPConfig
 from hvrnn.config.checks import ConfigError
 from hvrnn.config.loading import (
     PRESET_DIR,
@@ -36,6 +37,6 @@ from hvrnn.config.sections import (
 
 __all__ = ["MODEL_CONFIGS", "PRESET_DIR", "ConfigError", "DataConfig", "EvalConfig",
            "ExperimentConfig", "Geometry", "HVRNNConfig", "LossConfig", "ModelConfig",
-           "SVGLPConfig", "TrainConfig", "config_from_dict", "load_config",
-           "model_config_class", "preset_names", "register_model_config", "resolve_source",
-           "save_config"]
+           "PredNetConfig", "SAVPConfig", "SVGLPConfig", "TrainConfig", "config_from_dict",
+           "load_config", "model_config_class", "preset_names", "register_model_config",
+           "resolve_source", "save_config"]
