@@ -16,9 +16,10 @@ KIND_PRESETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "hvrnn": ("tiny", ("model.likelihood=l2",)),
     "svg_lp": ("tiny_svglp", ()),
     "prednet": ("tiny_prednet", ()),
+    "savp": ("tiny_savp", ()),
 }
 # Kinds whose prior is fixed (it reads no frame), so changing a frame cannot change it.
-FIXED_PRIOR: set[str] = set()
+FIXED_PRIOR = {"savp"}
 
 
 def tiny(preset: str = "tiny", *overrides: str) -> ExperimentConfig:

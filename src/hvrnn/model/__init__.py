@@ -9,6 +9,7 @@ from torch import nn
 from hvrnn.config import ConfigError, DataConfig, ModelConfig, model_config_class
 from hvrnn.model import hvrnn as _hvrnn  # noqa: F401  (registers "hvrnn")
 from hvrnn.model import prednet as _prednet  # noqa: F401  (registers "prednet")
+from hvrnn.model import savp as _savp  # noqa: F401  (registers "savp")
 from hvrnn.model import svg as _svg  # noqa: F401  (registers "svg_lp")
 from hvrnn.model.base import (
     RecurrentState,

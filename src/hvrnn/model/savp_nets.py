@@ -1,0 +1,204 @@
+"""The networks of SAVP (Lee et al., arXiv 1804.01523) as its released code builds them
+(alexlee-gk/video_prediction, ``savp_model.py``, ``ops.py``, ``rnn_ops.py``, the spectral-norm
+discriminators), for the generator cell of :mod:`hvrnn.model.savp`.
+
+Layout is channels-first; "instance norm" is a per-channel, per-frame normalisation with a gain
+and a bias (GroupNorm with one channel per group, eps 1e-6 as the original). Convolutions and
+dense layers start from a truncated normal of std 0.02 and zero biases, as the original.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+RELU_SHIFT = 1e-12  # the original's lower bound of CDNA kernel entries
+
+
+def init_normal(module: nn.Module) -> nn.Module:
+    """Truncated-normal (std 0.02, +-2 std) weights and zero biases for every conv / dense."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Conv3d, nn.Linear)):
+            nn.init.trunc_normal_(m.weight, 0.0, 0.02, -0.04, 0.04)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return module
+
+
+def instance_norm(channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(channels, channels, eps=1e-6)
+
+
+def tile(z: Tensor, like: Tensor) -> Tensor:
+    """(B, Z) -> (B, Z, H, W) with the spatial size of ``like``."""
+    return z[:, :, None, None].expand(-1, -1, *like.shape[-2:])
+
+
+class LSTMCell(nn.Module):
+    """TensorFlow's basic LSTM cell: one kernel over [x, h], forget bias 1, gates i, j, f, o.
+    (B, in) -> h (B, units); state (c, h)."""
+
+    def __init__(self, c_in: int, units: int):
+        super().__init__()
+        self.units = units
+        self.linear = nn.Linear(c_in + units, 4 * units)
+
+    def forward(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor,
+                                                                                    Tensor]]:
+        c, h = state
+        i, j, f, o = self.linear(torch.cat([x, h], 1)).chunk(4, 1)
+        c = c * torch.sigmoid(f + 1.0) + torch.sigmoid(i) * torch.tanh(j)
+        h = torch.tanh(c) * torch.sigmoid(o)
+        return h, (c, h)
+
+
+class ConvLSTMCell(nn.Module):
+    """SAVP's normalised convolutional LSTM (``BasicConv2DLSTMCell``): a 5x5 convolution
+    without bias over [x, h], instance norm of the four gate maps, forget bias 1, instance norm
+    of the new cell state; h = tanh(c) * sigmoid(o)."""
+
+    def __init__(self, c_in: int, filters: int, kernel: int = 5):
+        super().__init__()
+        self.filters = filters
+        self.conv = nn.Conv2d(c_in + filters, 4 * filters, kernel, padding=kernel // 2,
+                              bias=False)
+        self.norm_gates = instance_norm(4 * filters)
+        self.norm_cell = instance_norm(filters)
+
+    def forward(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor,
+                                                                                    Tensor]]:
+        c, h = state
+        i, j, f, o = self.norm_gates(self.conv(torch.cat([x, h], 1))).chunk(4, 1)
+        c = self.norm_cell(c * torch.sigmoid(f + 1.0) + torch.sigmoid(i) * torch.tanh(j))
+        h = torch.tanh(c) * torch.sigmoid(o)
+        return h, (c, h)
+
+
+class ConvPool(nn.Module):
+    """``conv_pool2d``: a 'same' convolution, then 2x2 average pooling; instance norm, ReLU."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2)
+        self.norm = instance_norm(c_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(self.norm(F.avg_pool2d(self.conv(x), 2)))
+
+
+class UpConv(nn.Module):
+    """``upsample_conv2d``: bilinear 2x up-sampling, a 3x3 convolution; instance norm, ReLU."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.norm = instance_norm(c_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        return F.relu(self.norm(self.conv(x)))
+
+
+class ConvHead(nn.Module):
+    """3x3 conv to ``ngf`` channels, instance norm, ReLU, then a 3x3 conv to ``c_out``
+    (the scratch-image and mask heads); ``extra`` channels join before the last conv."""
+
+    def __init__(self, c_in: int, ngf: int, c_out: int, extra: int = 0):
+        super().__init__()
+        self.hidden = nn.Sequential(nn.Conv2d(c_in, ngf, 3, padding=1), instance_norm(ngf),
+                                    nn.ReLU())
+        self.out = nn.Conv2d(ngf + extra, c_out, 3, padding=1)
+
+    def forward(self, x: Tensor, extra: list[Tensor] | None = None) -> Tensor:
+        return self.out(torch.cat([self.hidden(x), *(extra or [])], 1))
+
+
+def symmetric_pad(x: Tensor, p: int) -> Tensor:
+    """Pad the last two axes by ``p`` mirroring the edge pixel too (TensorFlow's SYMMETRIC)."""
+    x = torch.cat([x[..., :p].flip(-1), x, x[..., -p:].flip(-1)], -1)
+    return torch.cat([x[..., :p, :].flip(-2), x, x[..., -p:, :].flip(-2)], -2)
+
+
+def normalise_kernels(raw: Tensor) -> Tensor:
+    """CDNA kernels (B, K, k, k) from raw values plus the identity kernel: ReLU-shifted to be
+    positive, then each kernel normalised to sum 1 (the original's kernel normalisation)."""
+    k = raw.shape[-1]
+    identity = torch.zeros(k, k, dtype=raw.dtype, device=raw.device)
+    identity[k // 2, k // 2] = 1.0
+    kernels = F.relu(raw + identity - RELU_SHIFT) + RELU_SHIFT
+    return kernels / kernels.sum((-2, -1), keepdim=True)
+
+
+def apply_cdna(image: Tensor, kernels: Tensor) -> Tensor:
+    """Each of the K per-sample kernels (B, K, k, k) applied to every channel of ``image``
+    (B, C, H, W) as a cross-correlation with symmetric padding -> (B, K, C, H, W)."""
+    b, c, h, w = image.shape
+    k = kernels.shape[-1]
+    patches = F.unfold(symmetric_pad(image, k // 2), k).view(b, c, k * k, h * w)
+    out = torch.einsum("bcpn,bkp->bkcn", patches, kernels.flatten(2))
+    return out.view(b, kernels.shape[1], c, h, w)
+
+
+class PairEncoder(nn.Module):
+    """The posterior q(z_t | x_{t-1}, x_t) (``networks.encoder`` with the z heads): a frame
+    pair (B, 2C, H, W) -> 4x4 stride-2 convs (nef, 2 nef, 4 nef; leaky ReLU 0.2, instance norm
+    after the first), global average pooling, dense mean and log-variance (clipped to
+    [-10, 10])."""
+
+    def __init__(self, channels: int, nef: int, n_z: int, layers: int = 3):
+        super().__init__()
+        widths = [nef * min(2 ** i, 4) for i in range(layers)]
+        blocks: list[nn.Module] = [nn.Conv2d(2 * channels, widths[0], 4, 2, 1),
+                                   nn.LeakyReLU(0.2)]
+        for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
+            blocks += [nn.Conv2d(c_in, c_out, 4, 2, 1), instance_norm(c_out), nn.LeakyReLU(0.2)]
+        self.body = nn.Sequential(*blocks)
+        self.mu = nn.Linear(widths[-1], n_z)
+        self.log_var = nn.Linear(widths[-1], n_z)
+
+    def forward(self, pair: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.body(pair).mean((-2, -1))
+        return self.mu(h), self.log_var(h).clamp(-10.0, 10.0)
+
+
+class VideoDiscriminator(nn.Module):
+    """SAVP's spectral-normalised 3D-conv video discriminator (``video_sn_discriminator``):
+    clips (B, C, L, H, W) -> one logit per clip.
+
+    Seven 3D convolutions padded by 1 (3^3 stride 1 and 4^3 strides (1,2,2), (1,2,2), (2,2,2),
+    widths ndf, 2 ndf, 2 ndf, 4 ndf, 4 ndf, 8 ndf, 8 ndf), leaky ReLU 0.1, then a dense layer;
+    spectral normalisation (one power iteration per call) on every weight.
+    """
+
+    def __init__(self, channels: int, ndf: int, clip_length: int, image_size: int):
+        super().__init__()
+        specs = [(channels, ndf, 3, 1), (ndf, 2 * ndf, 4, (1, 2, 2)), (2 * ndf, 2 * ndf, 3, 1),
+                 (2 * ndf, 4 * ndf, 4, (1, 2, 2)), (4 * ndf, 4 * ndf, 3, 1),
+                 (4 * ndf, 8 * ndf, 4, 2), (8 * ndf, 8 * ndf, 3, 1)]
+        layers: list[nn.Module] = []
+        for c_in, c_out, k, stride in specs:
+            layers += [spectral_norm(init_normal(nn.Conv3d(c_in, c_out, k, stride, 1))),
+                       nn.LeakyReLU(0.1)]
+        self.body = nn.Sequential(*layers)
+        t_out = (clip_length - 4) // 2 + 1
+        self.fc = spectral_norm(init_normal(nn.Linear(8 * ndf * t_out * (image_size // 8) ** 2,
+                                                      1)))
+
+    def forward(self, clips: Tensor) -> Tensor:
+        return self.fc(self.body(clips).flatten(1)).squeeze(1)
+
+
+def gan_loss(logits: Tensor, real: bool, kind: str) -> Tensor:
+    """The original's ``gan_loss``: mean sigmoid cross-entropy against 1 (real) or 0 (``gan``),
+    or the mean squared distance to it (``lsgan``)."""
+    target = torch.full_like(logits, 1.0 if real else 0.0)
+    if kind == "lsgan":
+        return ((logits - target) ** 2).mean()
+    return F.binary_cross_entropy_with_logits(logits, target)
+
+
+__all__ = ["ConvHead", "ConvLSTMCell", "ConvPool", "LSTMCell", "PairEncoder", "UpConv",
+           "VideoDiscriminator", "apply_cdna", "gan_loss", "init_normal", "instance_norm",
+           "normalise_kernels", "symmetric_pad", "tile"]
