@@ -210,9 +210,12 @@ class HVRNNConfig(ModelConfig):
 @dataclass(frozen=True)
 class SVGLPConfig(ModelConfig):
     """The SVG-LP baseline (``model.kind: svg_lp``): one (n_z, 1, 1) latent per step, a DCGAN
-    encoder/decoder of ``base_channels`` width, LSTMs of ``rnn_size`` cells."""
+    or VGG encoder/decoder of ``base_channels`` width, LSTMs of ``rnn_size`` cells."""
 
     kind: str = "svg_lp"
+    # The frame encoder / decoder pair: "dcgan" (SVG's dcgan_64, its SM-MNIST choice) or
+    # "vgg" (SVG's vgg_64, its BAIR and KTH choice).
+    frame_network: str = "dcgan"
     g_dim: int = 128  # frame code width
     rnn_size: int = 256
     predictor_layers: int = 2
@@ -231,6 +234,8 @@ class SVGLPConfig(ModelConfig):
                 raise ConfigError(f"{key}={value!r} is invalid for model.kind=svg_lp: "
                                   f"expected {expected}")
 
+        svg_check(self.frame_network in ("dcgan", "vgg"), "model.frame_network",
+                  self.frame_network, "dcgan or vgg")
         svg_check(self.g_dim >= 1 and self.g_dim % self.gn_groups == 0, "model.g_dim",
                   self.g_dim, f"a positive multiple of model.gn_groups={self.gn_groups}")
         svg_check(self.rnn_size >= 1, "model.rnn_size", self.rnn_size, ">= 1")

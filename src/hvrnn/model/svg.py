@@ -26,7 +26,8 @@ Departures from the original, all deliberate:
     the predictor's latents (SVG draws them), so the state after the context is deterministic.
     The context frames are not scored.
   * The encoder/decoder halve the frame down to 4x4 for any power-of-two size (DCGAN-64 has
-    four stride-2 blocks for 64x64); BAIR in SVG used the VGG-64 encoder, not built here.
+    four stride-2 blocks for 64x64). ``model.frame_network: vgg`` builds SVG's VGG-64 pair
+    instead (:mod:`hvrnn.model.svg_vgg`), which SVG used for BAIR.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from hvrnn.config import SVGLPConfig
 from hvrnn.distributions import DiagonalGaussian
 from hvrnn.model.base import RecurrentState, StepOutput, VideoModel, VRNNOutput, count
 from hvrnn.model.registry import register_model
+from hvrnn.model.svg_vgg import VGGDecoder, VGGEncoder
 
 LSTMStates = list[tuple[Tensor, Tensor]]
 
@@ -168,12 +170,15 @@ class SVGState(RecurrentState):
 
 @register_model("svg_lp")
 class SVGLP(VideoModel):
-    """SVG-LP with a DCGAN-style encoder/decoder; see the module docstring for the departures."""
+    """SVG-LP with a DCGAN- or VGG-style encoder/decoder; see the module docstring for the
+    departures."""
 
     def __init__(self, cfg: SVGLPConfig):
         super().__init__(cfg)  # latent_shapes: one (n_z, 1, 1) level
-        self.encoder = DCGANEncoder(cfg)
-        self.decoder = DCGANDecoder(cfg, self.encoder.widths)
+        encoder, decoder = ((VGGEncoder, VGGDecoder) if cfg.frame_network == "vgg" else
+                            (DCGANEncoder, DCGANDecoder))
+        self.encoder = encoder(cfg)
+        self.decoder = decoder(cfg, self.encoder.widths)
         self.predictor = FramePredictor(cfg.g_dim + cfg.n_z, cfg.g_dim, cfg.rnn_size,
                                         cfg.predictor_layers)
         self.prior = GaussianLSTM(cfg.g_dim, cfg.n_z, cfg.rnn_size, cfg.prior_layers)
