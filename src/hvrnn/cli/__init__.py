@@ -1,10 +1,10 @@
 """The ``hvrnn`` command: argument parsing only; each subcommand calls one library function.
 
-One module per command (``info``, ``data``, ``train``, ``sample``, ``evaluate``, ``weights``,
-``demo``), each
-with ``add_parser(subparsers)`` and the handler it registers. A user error (bad config, missing
-file, corrupt checkpoint, unwritable folder) prints one line ``error: ...`` to stderr and exits
-with status 2. Heavy modules are imported inside the handlers, so ``hvrnn --help`` starts fast.
+One module per command (``info``, ``data``, ``train``, ``sample``, ``evaluate``, ``compare``,
+``weights``, ``demo``), each with ``add_parser(subparsers)`` and the handler it registers. A user
+error (bad config, missing file, corrupt checkpoint, unwritable folder) prints one line
+``error: ...`` to stderr and exits with status 2. Heavy modules are imported inside the
+handlers, so ``hvrnn --help`` starts fast.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 EXIT_USER_ERROR = 2
 EXIT_FAILURE = 1
 # Modules of this package, one per command.
-COMMANDS = ("info", "data", "train", "sample", "evaluate", "weights", "demo")
+COMMANDS = ("info", "data", "train", "sample", "evaluate", "compare", "weights", "demo")
 
 
 class Parser(argparse.ArgumentParser):

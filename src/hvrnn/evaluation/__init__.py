@@ -9,6 +9,8 @@
 - :mod:`~hvrnn.evaluation.prediction_files`: PNG and video folders written by other codebases,
   converted to the predictions ``.npz``.
 - :mod:`~hvrnn.evaluation.from_checkpoint`: sampling from a checkpoint, scoring, the ELBO.
+- :mod:`~hvrnn.evaluation.compare` and :mod:`~hvrnn.evaluation.compare_outputs`: several
+  models side by side on one protocol (table, curves, figures).
 
 Names are imported on first use, so that listing protocols does not load torch.
 """
@@ -27,6 +29,7 @@ _NAMES = {
     "evaluate_predictions": "predictions", "evaluate_predictions_file": "predictions",
     "convert_predictions": "prediction_files", "predictions_layout": "prediction_files",
     "evaluate_checkpoint": "from_checkpoint", "PredictionsWriter": "from_checkpoint",
+    "compare": "compare_outputs",
 }
 
 __all__ = sorted(_NAMES)

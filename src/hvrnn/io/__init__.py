@@ -3,8 +3,8 @@
 - :mod:`hvrnn.io.frames`: the one conversion between float frames (..., C, H, W) in [0, 1] and
   uint8 frames (..., H, W, C), and its scale alone (``k / 255``) for uint8 frames already laid
   out channels first.
-- :mod:`hvrnn.io.files`: SHA-256 of a file and the one check that refuses to write into an
-  occupied output folder.
+- :mod:`hvrnn.io.files`: SHA-256 of a file, the one check that refuses to write into an
+  occupied output folder, and atomic file writes.
 - :mod:`hvrnn.io.npy`: ``.npy`` arrays written and read a block of rows at a time (plain files or
   members of an ``.npz`` archive), so that large arrays never need to fit in memory.
 
@@ -18,7 +18,7 @@ import importlib
 from typing import Any
 
 _NAMES = {
-    "prepare_output_dir": "files", "sha256_file": "files",
+    "prepare_output_dir": "files", "sha256_file": "files", "write_atomically": "files",
     "to_float": "frames", "to_uint8": "frames", "uint8_to_float": "frames",
     "NpyReader": "npy", "NpyWriter": "npy", "open_npz": "npy",
 }

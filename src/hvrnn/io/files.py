@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 from hvrnn.errors import UserError
@@ -58,4 +60,19 @@ def prepare_output_dir(path: str | Path, *, force: bool = False, what: str = "ou
             probe.unlink()
         except OSError as exc:
             raise error(f"cannot write to {what} {str(path)!r}: {exc.strerror or exc}") from None
+    return path
+
+
+def write_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it over ``path``:
+    a reader sees the old file or the complete new one, never a torn one. The temporary file
+    keeps the suffix of ``path`` (writers that pick the format from it, such as image
+    libraries, still work)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path

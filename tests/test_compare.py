@@ -1,0 +1,157 @@
+"""``hvrnn compare`` on three tiny runs trained on SM-MNIST 32x32 (one per kind: the
+hierarchical VRNN, PredNet, SAVP), each sampled and scored by ``hvrnn evaluate`` with no
+special case; the table, curves and figures; refusals of mixed protocols and bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+from conftest import fake_digits
+
+from hvrnn.cli import main
+from hvrnn.evaluation.compare_outputs import figure_steps
+
+PROTOCOL = "smmnist32-c2-p10-n10"
+KINDS = {"hvrnn": "tiny", "prednet": "tiny_prednet", "savp": "tiny_savp"}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """SM-MNIST 32x32 from fake digits and a 2-step run of every kind; PredNet and SAVP are
+    evaluated with ``hvrnn evaluate``, the VRNN is left for ``hvrnn compare`` to evaluate."""
+    from hvrnn.data.smmnist import prepare_smmnist
+
+    root = tmp_path_factory.mktemp("compare")
+    mnist = root / "mnist.npz"
+    np.savez(mnist, train=fake_digits(40, 0), test=fake_digits(40, 1))
+    data = root / "smmnist32"
+    prepare_smmnist(data, num_sequences=6, seq_len=12, image_size=32, mnist_path=mnist)
+    out = {"data": data}
+    for kind, preset in KINDS.items():
+        run = root / kind
+        code = main(["train", preset, f"data.root={data}", "data.train_length=8",
+                     "train.batch_size=4", "train.max_steps=2", "train.checkpoint_every=2",
+                     "train.log_every=1", "train.val_every=0", "train.image_every=0",
+                     "eval.batch_size=4", "--run-dir", str(run)])
+        assert code == 0
+        out[kind] = run
+        if kind != "hvrnn":
+            assert main(["evaluate", str(run), "--protocol", PROTOCOL, "--max-sequences", "4",
+                         "--data-root", str(data), "--device", "cpu"]) == 0
+    return out
+
+
+def _metrics(folder):
+    return json.loads((folder / "metrics.json").read_text())
+
+
+def test_baselines_are_scored_by_hvrnn_evaluate(runs):
+    prednet = _metrics(runs["prednet"] / "eval" / PROTOCOL)
+    savp = _metrics(runs["savp"] / "eval" / PROTOCOL)
+    # The deterministic model is scored with one sample: best = mean = worst.
+    assert prednet["n_samples"] == prednet["protocol"]["n_samples"] == 1
+    for m in ("psnr", "ssim"):
+        sel = prednet["metrics"][m]
+        assert sel["best"]["mean"] == sel["mean"]["mean"] == sel["worst"]["mean"]
+        assert savp["metrics"][m]["best"]["mean"] >= savp["metrics"][m]["mean"]["mean"]
+    assert savp["n_samples"] == 10 and savp["n_sequences"] == prednet["n_sequences"] == 4
+    assert prednet["elbo"]["score_term"] == "prediction_error"
+    assert savp["elbo"]["score_term"] == "nelbo"
+    for res in (prednet, savp):
+        assert res["sampling"]["frames_per_second"] > 0
+        assert res["sampling"]["frames"] == res["n_sequences"] * res["n_samples"] * 10
+    with np.load(runs["prednet"] / "eval" / PROTOCOL / "predictions.npz") as z:
+        assert z["samples"].shape == (4, 1, 10, 32, 32, 1)
+
+
+def test_compare_writes_table_curves_and_figures(runs, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    entries = [str(runs[k]) for k in KINDS]
+    assert main(["compare", *entries, "--protocol", PROTOCOL, "--out", str(out),
+                 "--data-root", str(runs["data"]), "--sequences", "0", "2",
+                 "--labels", "VRNN", "PredNet", "SAVP"]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "compare.json").read_text())
+    # PredNet and SAVP reuse their evaluations; the VRNN is evaluated into the output folder,
+    # on as many sequences as the reused ones.
+    where = {e["label"]: e["metrics"] for e in summary["entries"]}
+    assert where["PredNet"] == str(runs["prednet"] / "eval" / PROTOCOL / "metrics.json")
+    assert where["VRNN"] == str(out / "evaluations" / "VRNN" / "metrics.json")
+    vrnn = _metrics(out / "evaluations" / "VRNN")
+    assert vrnn["n_sequences"] == 4 and vrnn["n_samples"] == 10
+    with open(out / "table.csv") as f:
+        rows = {r["label"]: r for r in csv.DictReader(f)}
+    assert list(rows) == ["VRNN", "PredNet", "SAVP"]
+    for label, path in where.items():
+        res = json.loads(open(path).read())
+        for m in ("psnr", "ssim"):
+            for s in ("best", "mean"):
+                summ = res["metrics"][m][s]
+                assert float(rows[label][f"{m}_{s}_mean"]) == summ["mean"]
+                assert float(rows[label][f"{m}_{s}_ci95_lo"]) == summ["ci95"][0]
+        assert float(rows[label]["frames_per_second"]) == res["sampling"]["frames_per_second"]
+        assert rows[label]["fvd_mean"] == ""  # no I3D weights given
+    assert rows["PredNet"]["n_samples"] == "1" and rows["SAVP"]["kind"] == "savp"
+    table = (out / "table.md").read_text()
+    assert table in printed and table.count("\n| ") == 4  # header and three models
+    assert f"{float(rows['SAVP']['ssim_best_mean']):.4f} ±" in table
+    curves = iio.imread(out / "curves.png")
+    assert curves.ndim == 3 and curves.shape[1] > 800  # one panel per metric
+    assert summary["figure_steps"] == list(range(3, 13))  # 10 predicted frames: every one
+    for i in (0, 2):
+        fig = iio.imread(out / "figures" / f"seq_{i:04d}.png")
+        assert fig.shape[0] > 4 * 40  # ground truth and three model rows
+    # An occupied output folder needs --force.
+    assert main(["compare", *entries, "--protocol", PROTOCOL, "--out", str(out),
+                 "--data-root", str(runs["data"])]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_predictions_files_and_evaluation_folders_are_entries(runs, tmp_path):
+    pred = runs["savp"] / "eval" / PROTOCOL / "predictions.npz"
+    out = tmp_path / "cmp2"
+    assert main(["compare", str(pred), str(runs["prednet"] / "eval" / PROTOCOL),
+                 "--protocol", PROTOCOL, "--out", str(out), "--data-root", str(runs["data"]),
+                 "--show", "random", "--labels", "savp", "prednet"]) == 0
+    summary = json.loads((out / "compare.json").read_text())
+    assert [e["kind"] for e in summary["entries"]] == ["predictions", "evaluation"]
+    assert not (out / "evaluations").exists()  # both evaluations were reused
+    assert (out / "figures" / "seq_0000.png").is_file()
+
+
+def _one_error_line(capsys, argv, needle):
+    assert main(argv) == 2
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], lines
+
+
+def test_mixed_protocols_and_bad_input_are_refused(runs, tmp_path, capsys):
+    good = runs["prednet"] / "eval" / PROTOCOL
+    other = tmp_path / "other_settings"
+    shutil.copytree(runs["savp"] / "eval" / PROTOCOL, other)
+    res = _metrics(other)
+    res["protocol"]["max_sequences"] = 3
+    (other / "metrics.json").write_text(json.dumps(res))
+    base = ["--protocol", PROTOCOL, "--out", str(tmp_path / "x"), "--data-root",
+            str(runs["data"])]
+    _one_error_line(capsys, ["compare", str(good), str(other), *base], "different protocols")
+    res["protocol_id"] = "bair64-c2-p28-n100"
+    (other / "metrics.json").write_text(json.dumps(res))
+    _one_error_line(capsys, ["compare", str(good), str(other), *base],
+                    "scored under protocol bair64-c2-p28-n100")
+    _one_error_line(capsys, ["compare", str(good), *base, "--labels", "a", "b"], "--labels")
+    _one_error_line(capsys, ["compare", str(tmp_path / "nope"), *base], "does not exist")
+    _one_error_line(capsys, ["compare", str(good), *base, "--sequences", "9"], "sequence 9")
+    assert not (tmp_path / "x").exists()  # refused before anything was written
+
+
+def test_figure_columns_follow_the_paper():
+    assert figure_steps(2, 28) == [3, 4, 6, 8, 10, 12, 15, 18, 20, 25]  # BAIR 2 -> 28
+    assert figure_steps(5, 20) == [6, 8, 10, 12, 15, 18, 20, 25]  # SM-MNIST 5 -> 20
+    assert figure_steps(2, 10) == list(range(3, 13))  # short horizons: every frame
+    assert figure_steps(10, 30) == [12, 15, 18, 20, 25]  # KTH 10 -> 30
