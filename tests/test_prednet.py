@@ -116,3 +116,36 @@ def test_bottom_prediction_saturates_at_pixel_max():
 def test_bad_prednet_config_names_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         hvrnn.build_model(tiny("tiny_prednet", override).model)
+
+
+def test_extrapolation_fine_tuning_starts_from_a_trained_model(tmp_path, fake_data):
+    """The original fine-tunes its t+1 model in the extrapolation mode: train.init_from starts
+    a run from another run's weights (optimisers fresh); weights of another model are
+    refused, naming the key."""
+    from conftest import TINY_OVERRIDES
+    from helpers import replace_section
+
+    from hvrnn import checkpoint as ck
+    from hvrnn.distributed import setup
+    from hvrnn.errors import CheckpointError
+    from hvrnn.training import train
+    from hvrnn.training.state import TrainState
+
+    cfg = replace_section(tiny("tiny_prednet", *TINY_OVERRIDES), "train", max_steps=2)
+    first = train(cfg, tmp_path / "t1", train_set=fake_data[0])
+    tuned = tiny("tiny_prednet", *TINY_OVERRIDES, "model.extrap_finetune=true",
+                 f"train.init_from={first.run_dir}")
+    state = TrainState.create(tuned, setup("cpu"))
+    saved = ck.read_checkpoint(first.checkpoint)["model"]
+    assert all(torch.equal(v, saved[k]) for k, v in state.model.state_dict().items())
+    assert not state.optimizers["model"].state  # fresh optimiser
+    result = train(replace_section(tuned, "train", max_steps=1), tmp_path / "t2",
+                   train_set=fake_data[0])
+    assert result.status == "finished"
+    other = tiny("tiny_savp", *TINY_OVERRIDES, f"train.init_from={first.checkpoint}")
+    with pytest.raises(CheckpointError, match=r"train\.init_from"):
+        TrainState.create(other, setup("cpu"))
+    with pytest.raises(CheckpointError, match="does not exist"):
+        train(tiny("tiny_prednet", *TINY_OVERRIDES, "train.init_from=nope.pt"),
+              tmp_path / "t3", train_set=fake_data[0])
+    assert not (tmp_path / "t3").exists()

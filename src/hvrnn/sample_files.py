@@ -131,8 +131,8 @@ def write_samples(checkpoint: str | Path, out: str | Path | None = None, *,
         out: output folder (default ``<run dir>/samples/<checkpoint name>``).
         context: ``.npy``/``.npz`` of uint8 clips (see :func:`read_context_file`); default the
             first ``num_sequences`` clips of the checkpoint config's test split.
-        n_samples: samples per sequence; horizon: predicted frames (0: ``eval.horizon`` or
-            ``data.n_pred``).
+        n_samples: samples per sequence (a deterministic model draws one); horizon:
+            predicted frames (0: ``eval.horizon`` or ``data.n_pred``).
         seed: seed of the latent noise; temperature: prior variance multiplier.
         video: also write MP4s (needs imageio-ffmpeg).
 
@@ -168,7 +168,8 @@ def write_samples(checkpoint: str | Path, out: str | Path | None = None, *,
     np.savez_compressed(out / "samples.npz", **arrays)
     steps = write_pictures(out, arrays["context"], arrays["samples"], arrays.get("truth"), video)
     (out / "samples.json").write_text(json.dumps({
-        "checkpoint": str(path), "n_samples": n_samples, "horizon": horizon, "seed": seed,
+        "checkpoint": str(path), "n_samples": int(arrays["samples"].shape[1]),
+        "horizon": horizon, "seed": seed,
         "temperature": temperature, "sequences": int(arrays["samples"].shape[0]),
         "context": str(context) if context is not None else f"{cfg.data.root} (test split)",
         "grid_columns": steps}, indent=2))

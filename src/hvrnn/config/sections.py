@@ -69,6 +69,9 @@ class TrainConfig:
     # (batch mean, nats) counts as at least this much, so a level cannot collapse to the prior
     # early. 0 = the plain ELBO (the paper). Reported KL and negative ELBO are never clamped.
     free_bits: float = 0.0
+    # Start from the model weights of this checkpoint file or run directory (optimisers
+    # fresh), e.g. to fine-tune a trained model in another mode; "" = a fresh initialisation.
+    init_from: str = ""
     grad_clip: float = 0.0  # 0 = no clipping (grad norm is still logged)
     amp: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | none
     compile: bool = False

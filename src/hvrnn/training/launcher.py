@@ -188,6 +188,8 @@ def train(cfg: ExperimentConfig, run_dir: str | Path | None = None, *, resume: b
 def _run(cfg: ExperimentConfig, dist: DistInfo, run_dir: Path, resume: bool,
          train_set: Dataset | None, val_set: Dataset | None, progress: bool | None
          ) -> TrainResult:
+    if cfg.train.init_from:  # refuse a missing file before the run directory is made
+        ckpt_io.resolve_checkpoint(cfg.train.init_from)
     open_run_dir(run_dir, cfg, resume, dist)
     train_set, val_batches = _datasets(cfg, dist, train_set, val_set)
     state = TrainState.create(cfg, dist)

@@ -22,6 +22,7 @@ from torch import nn
 from hvrnn import checkpoint as ckpt_io
 from hvrnn.config import ExperimentConfig
 from hvrnn.distributed import DistInfo
+from hvrnn.errors import CheckpointError
 from hvrnn.log import logger
 from hvrnn.model import VideoModel, build_model
 from hvrnn.training.schedules import learning_rate
@@ -41,6 +42,22 @@ def build_initial_model(cfg: ExperimentConfig) -> VideoModel:
     """The model a run starts from: built right after seeding every RNG with ``train.seed``."""
     seed_all(cfg.train.seed)
     return build_model(cfg.model)
+
+
+def load_initial_weights(model: VideoModel, source: str) -> None:
+    """The model weights of the checkpoint ``source`` (``train.init_from``).
+
+    Raises:
+        CheckpointError: unreadable, or its weights do not fit the model (naming the key).
+    """
+    path = ckpt_io.resolve_checkpoint(source)
+    weights = ckpt_io.read_checkpoint(path)["model"]
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        detail = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
+        raise CheckpointError(f"train.init_from={source!r}: its weights do not fit this "
+                              f"model ({detail})") from None
 
 
 @dataclass
@@ -69,6 +86,8 @@ class TrainState:
         fly should differ between processes)."""
         tc = cfg.train
         model = build_initial_model(cfg).to(dist.device)
+        if tc.init_from:
+            load_initial_weights(model, tc.init_from)
         model.train()
         groups = model.parameter_groups()
         optimizers = {name: torch.optim.Adam(params, lr=learning_rate(0, tc, dist.world_size),
