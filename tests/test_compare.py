@@ -69,6 +69,17 @@ def test_baselines_are_scored_by_hvrnn_evaluate(runs):
         assert z["samples"].shape == (4, 1, 10, 32, 32, 1)
 
 
+@pytest.mark.parametrize("kind,n", [("prednet", 1), ("savp", 3)])
+def test_baselines_sample_from_the_command_line(runs, tmp_path, kind, n):
+    out = tmp_path / "samples"
+    assert main(["sample", str(runs[kind]), "--n-samples", "3", "--horizon", "4",
+                 "--num-sequences", "2", "--out", str(out), "--device", "cpu"]) == 0
+    with np.load(out / "samples.npz") as z:
+        assert z["samples"].shape == (2, n, 4, 32, 32, 1)
+    assert json.loads((out / "samples.json").read_text())["n_samples"] == n
+    assert (out / "seq_001.png").is_file()
+
+
 def test_compare_writes_table_curves_and_figures(runs, tmp_path, capsys):
     out = tmp_path / "cmp"
     entries = [str(runs[k]) for k in KINDS]
