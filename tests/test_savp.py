@@ -180,3 +180,25 @@ def test_resume_restores_the_discriminators_and_their_optimiser(tmp_path, fake_d
     # Another seed draws other windows and masks: the comparison above can fail.
     other = train(replace_section(cfg, "train", seed=1), tmp_path / "other", train_set=data)
     assert [r["loss"] for r in read_metrics(other.run_dir)] != [r["loss"] for r in a]
+
+
+def test_recurrent_posterior_keeps_the_contract():
+    """model.posterior_rnn (the original's use_e_rnn): an LSTM over the pair features, carried
+    through the context and the teacher-forced steps; q(z_t) then reads every earlier pair."""
+    from helpers import check_causal, check_step_matches_forward, listening, noise
+
+    cfg = tiny("tiny_savp", "model.posterior_rnn=true")
+    model = listening(seeded_model(cfg))
+    check_step_matches_forward(model, cfg)
+    check_causal(model.eval(), cfg, fixed_prior=True)
+    x = video_batch(cfg, t=4)
+    x2 = x.clone()
+    x2[:, 0] = torch.rand_like(x2[:, 0])  # a context frame only
+    with torch.no_grad():
+        a, b = model(x, noise(model, 2, 4)), model(x2, noise(model, 2, 4))
+    assert (a.posterior[0].mean[:, -1] - b.posterior[0].mean[:, -1]).abs().max() > 0
+    nef, n_z = cfg.model.nef, cfg.model.n_z
+    plain = hvrnn.count_parameters(seeded_model(tiny("tiny_savp")))["posterior"]
+    width = 4 * nef  # dense 4 nef -> 4 nef, an LSTM of 4 nef cells (TF cell: one kernel)
+    extra = (width * width + width) + (2 * width * 4 * width + 4 * width)
+    assert hvrnn.count_parameters(model)["posterior"] == plain + extra

@@ -110,6 +110,9 @@ class SAVPConfig(ModelConfig):
     ngf: int = 32  # generator width
     ndf: int = 32  # discriminator width
     nef: int = 64  # posterior encoder width
+    # An LSTM over the pair features makes the posterior recurrent, q(z_t | x_{<=t}) (the
+    # original's use_e_rnn; off in the released BAIR model).
+    posterior_rnn: bool = False
     cdna_kernels: int = 4  # num_transformed_images
     cdna_kernel_size: int = 5
     l1_weight: float = 100.0

@@ -16,7 +16,9 @@ prediction), the first context frame c_1 and a latent z_t (B, n_z):
               the masks are a softmax over a head that also sees those images.
 
 Latents come from q(z_t | x_{t-1}, x_t), a convolutional encoder of the frame pair (the
-posterior, in training) or from the fixed unit Gaussian p(z_t) = N(0, I) (at test time). The
+posterior, in training; with ``model.posterior_rnn`` an LSTM over the pairs makes it
+q(z_t | x_{<=t}), the original's ``use_e_rnn``) or from the fixed unit Gaussian
+p(z_t) = N(0, I) (at test time). The
 generator loss is ``l1_weight`` * mean |x_hat - x| + KL weight * KL(q || p) per step, plus the
 two video GANs: one discriminator on clips generated from posterior latents ("vae"), one on
 clips generated from prior latents ("gan"). The discriminators form the parameter group
@@ -80,8 +82,8 @@ class SAVPState(RecurrentState):
 
     Attributes:
         feats_prev: the previous frame (B, C, H, W), or None.
-        posterior: () when made for teacher-forced steps, else None (the posterior encoder
-            is not recurrent).
+        posterior: when made for teacher-forced steps, the recurrent posterior's LSTM state
+            (c, h), or () for the released, non-recurrent posterior; else None.
         conv: (c, h) of every ConvLSTM, encoder stages first.
         rnn_z: (c, h) of the latent LSTM, each (B, n_z).
         first: the first context frame c_1 (B, C, H, W).
@@ -161,7 +163,8 @@ class SAVP(VideoModel):
     def __init__(self, cfg: SAVPConfig):
         super().__init__(cfg)  # latent_shapes: one (n_z, 1, 1) level
         self.generator = init_normal(SAVPGenerator(cfg))
-        self.posterior = (init_normal(PairEncoder(cfg.image_channels, cfg.nef, cfg.n_z))
+        self.posterior = (init_normal(PairEncoder(cfg.image_channels, cfg.nef, cfg.n_z,
+                                                  recurrent=cfg.posterior_rnn))
                           if cfg.has_posterior else None)
         self.discriminators = nn.ModuleDict(
             {name: VideoDiscriminator(cfg.image_channels, cfg.ndf, cfg.clip_length,
@@ -173,12 +176,25 @@ class SAVP(VideoModel):
         zeros = like.new_zeros(like.shape[0], self.cfg.n_z, 1, 1, dtype=torch.float32)
         return DiagonalGaussian(zeros, torch.ones_like(zeros))
 
-    def pair_posterior(self, prev: Tensor, nxt: Tensor) -> DiagonalGaussian:
-        """q(z_t | x_{t-1}, x_t) for frames (..., C, H, W) -> parameters (..., n_z, 1, 1)."""
-        lead = prev.shape[:-3]
-        mu, log_var = self.posterior(torch.cat([prev, nxt], -3).flatten(0, len(lead) - 1))
+    def pair_posterior(self, prev: Tensor, nxt: Tensor, state: LSTMStateT | None = None
+                       ) -> tuple[DiagonalGaussian, LSTMStateT | None]:
+        """q(z_t | x_{t-1}, x_t) for frames (B, [T,] C, H, W) -> parameters (B, [T,] n_z, 1, 1)
+        and, with a recurrent posterior, its LSTM state after the pairs (from ``state``, zero
+        if None); the convolutional part runs over all pairs at once."""
+        lead, enc = prev.shape[:-3], self.posterior
+        feats = enc.features(torch.cat([prev, nxt], -3).flatten(0, len(lead) - 1))
+        feats = feats.view(*lead, -1)
+        if enc.rnn is not None:
+            seq = feats if len(lead) == 2 else feats[:, None]
+            state = state if state is not None else enc.zero_state(seq)
+            outs = []
+            for t in range(seq.shape[1]):
+                h, state = enc.rnn(enc.embed(seq[:, t]), state)
+                outs.append(h)
+            feats = torch.stack(outs, 1) if len(lead) == 2 else outs[0]
+        mu, log_var = enc.heads(feats)
         mu, var = mu.float(), log_var.float().exp()
-        return DiagonalGaussian(mu.view(*lead, -1, 1, 1), var.view(*lead, -1, 1, 1))
+        return DiagonalGaussian(mu[..., None, None], var[..., None, None]), state
 
     # ---- the step API -----------------------------------------------------------------------
     def encode_frame(self, frame: Tensor) -> Tensor:
@@ -187,19 +203,25 @@ class SAVP(VideoModel):
 
     def context_state(self, context: Tensor, posterior: bool) -> SAVPState:
         """Run the generator over the context (B, K, C, H, W): step k reads c_k and, as its
-        latent, the posterior mean of (c_k, c_{k+1}) (zero for the GAN-only variant)."""
+        latent, the posterior mean of (c_k, c_{k+1}) (zero for the GAN-only variant). The
+        posterior state (a recurrent posterior's LSTM state after the context pairs, else
+        ()) is kept only if ``posterior``."""
         first = context[:, 0]
         conv, rnn_z = self.generator.zero_state(first)
-        k = context.shape[1]
+        k, post_state = context.shape[1], None
         if k > 1 and self.posterior is not None:
-            zs = self.pair_posterior(context[:, :-1], context[:, 1:]).mean.flatten(2)
+            q, post_state = self.pair_posterior(context[:, :-1], context[:, 1:])
+            zs = q.mean.flatten(2)
         else:
             zs = context.new_zeros(context.shape[0], max(k - 1, 0), self.cfg.n_z)
         for i in range(k - 1):
             _, conv, rnn_z = self.generator(context[:, i], first, zs[:, i].to(context.dtype),
                                             conv, rnn_z)
-        return SAVPState(feats_prev=context[:, -1], posterior=() if posterior else None,
-                         conv=conv, rnn_z=rnn_z, first=first)
+        if self.posterior is not None and self.posterior.rnn is not None and post_state is None:
+            post_state = self.posterior.zero_state(context)
+        kept = (post_state if post_state is not None else ()) if posterior else None
+        return SAVPState(feats_prev=context[:, -1], posterior=kept, conv=conv, rnn_z=rnn_z,
+                         first=first)
 
     def advance(self, state: SAVPState, feats_prev: Tensor, feats_next: Tensor | None, *,
                 eps: list[Tensor] | None, generator: torch.Generator | None,
@@ -208,8 +230,10 @@ class SAVP(VideoModel):
         (and the variant has one), else from N(0, I)."""
         noise = None if eps is None else eps[0].float()
         p, posteriors = self.prior(feats_prev), []
+        post_state = state.posterior
         if feats_next is not None and self.posterior is not None:
-            q = self.pair_posterior(feats_prev, feats_next)
+            q, post_state = self.pair_posterior(feats_prev, feats_next, post_state or None)
+            post_state = () if post_state is None else post_state
             posteriors.append(q)
             z = q.mean if use_mean else q.rsample(noise, generator=generator)
         else:
@@ -217,7 +241,7 @@ class SAVP(VideoModel):
         frame, conv, rnn_z = self.generator(feats_prev, state.first,
                                             z.flatten(1).to(feats_prev.dtype), state.conv,
                                             state.rnn_z)
-        new = SAVPState(feats_prev=feats_next, posterior=state.posterior, conv=conv,
+        new = SAVPState(feats_prev=feats_next, posterior=post_state, conv=conv,
                         rnn_z=rnn_z, first=state.first)
         return new, StepOutput(logits=None, frames=frame, prior=[p], posterior=posteriors,
                                z=[z])
@@ -245,13 +269,13 @@ class SAVP(VideoModel):
             if eps is None else eps[0].float()
         p = self.prior(video[:, 0]).map(lambda x: x[:, None].expand(-1, t_len, -1, -1, -1))
         posteriors = []
+        state = self.context_state(video[:, :k], posterior=True)
         if from_prior or self.posterior is None:
             z = p.mean + noise
-        else:
-            q = self.pair_posterior(video[:, k - 1:-1], video[:, k:])  # true pairs, batched
+        else:  # the true pairs, after the context's
+            q, _ = self.pair_posterior(video[:, k - 1:-1], video[:, k:], state.posterior or None)
             posteriors.append(q)
             z = q.rsample(noise)
-        state = self.context_state(video[:, :k], posterior=False)
         conv, rnn_z, frames = state.conv, state.rnn_z, []
         for t in range(t_len):
             image = video[:, k + t - 1]

@@ -145,9 +145,11 @@ class PairEncoder(nn.Module):
     """The posterior q(z_t | x_{t-1}, x_t) (``networks.encoder`` with the z heads): a frame
     pair (B, 2C, H, W) -> 4x4 stride-2 convs (nef, 2 nef, 4 nef; leaky ReLU 0.2, instance norm
     after the first), global average pooling, dense mean and log-variance (clipped to
-    [-10, 10])."""
+    [-10, 10]). With ``recurrent`` (the original's ``use_e_rnn``), a dense layer to 4 nef and
+    an LSTM of 4 nef cells over the pairs come before the heads: q(z_t | x_{<=t})."""
 
-    def __init__(self, channels: int, nef: int, n_z: int, layers: int = 3):
+    def __init__(self, channels: int, nef: int, n_z: int, layers: int = 3,
+                 recurrent: bool = False):
         super().__init__()
         widths = [nef * min(2 ** i, 4) for i in range(layers)]
         blocks: list[nn.Module] = [nn.Conv2d(2 * channels, widths[0], 4, 2, 1),
@@ -155,11 +157,21 @@ class PairEncoder(nn.Module):
         for c_in, c_out in zip(widths[:-1], widths[1:], strict=True):
             blocks += [nn.Conv2d(c_in, c_out, 4, 2, 1), instance_norm(c_out), nn.LeakyReLU(0.2)]
         self.body = nn.Sequential(*blocks)
-        self.mu = nn.Linear(widths[-1], n_z)
-        self.log_var = nn.Linear(widths[-1], n_z)
+        width = 4 * nef if recurrent else widths[-1]
+        self.embed = nn.Linear(widths[-1], width) if recurrent else None
+        self.rnn = LSTMCell(width, width) if recurrent else None
+        self.mu = nn.Linear(width, n_z)
+        self.log_var = nn.Linear(width, n_z)
 
-    def forward(self, pair: Tensor) -> tuple[Tensor, Tensor]:
-        h = self.body(pair).mean((-2, -1))
+    def features(self, pairs: Tensor) -> Tensor:
+        """(N, 2C, H, W) -> (N, 4 nef): the pooled convolutional features."""
+        return self.body(pairs).mean((-2, -1))
+
+    def zero_state(self, like: Tensor) -> tuple[Tensor, Tensor]:
+        z = like.new_zeros(like.shape[0], self.rnn.units)
+        return z, z
+
+    def heads(self, h: Tensor) -> tuple[Tensor, Tensor]:
         return self.mu(h), self.log_var(h).clamp(-10.0, 10.0)
 
 
