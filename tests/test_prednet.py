@@ -44,7 +44,7 @@ def test_presets_have_the_published_kitti_settings_and_size(preset, capsys):
     assert main(["info", preset, "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["parameters"] == kitti_count()
-    assert info["parameters"]["total"] == 6_915_948  # the paper's "6.9 million"
+    assert info["parameters"]["total"] == 6_915_948
 
 
 def test_hard_sigmoid_is_the_keras_one():
