@@ -197,7 +197,7 @@ def test_recurrent_posterior_keeps_the_contract():
     with torch.no_grad():
         a, b = model(x, noise(model, 2, 4)), model(x2, noise(model, 2, 4))
     assert (a.posterior[0].mean[:, -1] - b.posterior[0].mean[:, -1]).abs().max() > 0
-    nef, n_z = cfg.model.nef, cfg.model.n_z
+    nef = cfg.model.nef
     plain = hvrnn.count_parameters(seeded_model(tiny("tiny_savp")))["posterior"]
     width = 4 * nef  # dense 4 nef -> 4 nef, an LSTM of 4 nef cells (TF cell: one kernel)
     extra = (width * width + width) + (2 * width * 4 * width + 4 * width)

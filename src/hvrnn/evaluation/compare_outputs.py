@@ -197,11 +197,11 @@ def _figure_rows(entries: list[Entry], clip: np.ndarray, p: Protocol, row: int, 
         s = samples.get(e.label, {}).get(row)
         if s is None:
             shown = np.full((1, *truth.shape), 255, np.uint8)
-            labels.append(f"{e.label} (no predictions)")
+            labels.append(f"{e.label}\n(no predictions)")
         else:
             i = choose_sample(s, truth, show, seed, row, p.ssim_variant)
             shown = s[i:i + 1]
-            labels.append(f"{e.label} ({show}: sample {i} of {s.shape[0]})")
+            labels.append(f"{e.label}\n{show}: sample {i} of {s.shape[0]}")
         images.append(viz.sample_grid(context, shown, None, cols, scale=scale))
     return images, labels
 
@@ -237,8 +237,9 @@ def write_figures(entries: list[Entry], p: Protocol, gt: Any, rows: list[int], s
         top.xaxis.set_ticks_position("top")
         fig.suptitle(f"{p.id}, test sequence {row}", fontsize=9)
         fig.tight_layout()
-        written.append(write_atomically(folder / f"seq_{row:04d}.png",
-                                        lambda tmp, f=fig: f.savefig(tmp, dpi=100)))
+        written.append(write_atomically(  # a tight box keeps long labels whole
+            folder / f"seq_{row:04d}.png",
+            lambda tmp, f=fig: f.savefig(tmp, dpi=100, bbox_inches="tight")))
         plt.close(fig)
     return written
 
