@@ -97,6 +97,7 @@ def presets_info() -> list[dict[str, Any]]:
 def format_presets(rows: list[dict[str, Any]]) -> str:
     """One line per preset of :func:`presets_info`."""
     width = max(len(r["preset"]) for r in rows)
-    return "\n".join(f"{r['preset']:<{width}}  {r['kind']:<6s}  {r['image_size']:>3}x"
+    kind = max(len(r["kind"]) for r in rows)
+    return "\n".join(f"{r['preset']:<{width}}  {r['kind']:<{kind}}  {r['image_size']:>3}x"
                      f"{r['image_size']:<3} x{r['channels']}  {r['parameters']:>13,} parameters"
                      for r in rows)

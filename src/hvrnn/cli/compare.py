@@ -11,13 +11,18 @@ from hvrnn.evaluation.protocols import PROTOCOLS, get_protocol
 
 def run(args: argparse.Namespace) -> int:
     """Compare the entries; print where the table, curves and figures are."""
+    from hvrnn.cli.evaluate import _weights
     from hvrnn.evaluation.compare_outputs import compare
+    from hvrnn.weights import LPIPS_FILES
 
-    get_protocol(args.protocol)
+    protocol = get_protocol(args.protocol)
+    notes: dict[str, str] = {}  # as hvrnn evaluate: given weights, else the cache's
+    lpips = _weights(args.lpips_weights, args.no_lpips, "lpips",
+                     LPIPS_FILES[protocol.lpips_net], notes)
+    i3d = _weights(args.i3d_weights, args.no_fvd, "fvd", ("i3d",), notes)
     options = {k: v for k, v in (("n_samples", args.n_samples),
                                  ("max_sequences", args.max_sequences),
-                                 ("lpips_weights", args.lpips_weights),
-                                 ("i3d_weights", args.i3d_weights),
+                                 ("lpips_weights", lpips), ("i3d_weights", i3d),
                                  ("batch_size", args.batch_size)) if v}
     summary = compare(args.entries, args.protocol, args.out, labels=args.labels,
                       sequences=tuple(args.sequences), show=args.show, seed=args.seed,
@@ -62,9 +67,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    "here (default: the protocol's)")
     p.add_argument("--max-sequences", type=int, help="score only the first sequences (entries "
                    "evaluated here; default: as a reused evaluation, else the protocol's)")
-    p.add_argument("--lpips-weights", metavar="P", help="LPIPS weights (entries evaluated "
-                   "here)")
-    p.add_argument("--i3d-weights", metavar="P", help="I3D weights (entries evaluated here)")
+    p.add_argument("--lpips-weights", metavar="P", help="LPIPS weights for entries evaluated "
+                   "here (default: the weights cache if it holds them)")
+    p.add_argument("--i3d-weights", metavar="P", help="I3D weights for entries evaluated here "
+                   "(default: the weights cache if it holds them)")
+    p.add_argument("--no-lpips", action="store_true", help="skip LPIPS (entries evaluated here)")
+    p.add_argument("--no-fvd", action="store_true", help="skip FVD (entries evaluated here)")
     p.add_argument("--batch-size", type=int, default=0, help="sequences per sampling batch "
                    "(0: the checkpoint's eval.batch_size)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")

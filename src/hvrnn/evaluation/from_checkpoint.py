@@ -70,6 +70,16 @@ def _check_geometry(cfg: ExperimentConfig, p: Protocol, path: Path) -> None:
                             f"{p.id} needs {want}")
 
 
+def _model_protocol(model: VideoModel, cfg: ExperimentConfig, protocol_id: str | Protocol,
+                    n_samples: int | None, max_sequences: int | None, path: Path) -> Protocol:
+    """The protocol with the options given, N = 1 for a deterministic model
+    (``VideoModel.distinct_samples``), checked against the checkpoint's geometry."""
+    p = get_protocol(protocol_id).with_options(n_samples, max_sequences)
+    p = p.with_options(n_samples=model.distinct_samples(p.n_samples))
+    _check_geometry(cfg, p, path)
+    return p
+
+
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -146,11 +156,14 @@ def _elbo_entry(sums: dict[str, float], n_sequences: int, cfg: ExperimentConfig,
             "nats per clip, KL per level summed over frames)"}
 
 
-def _sampling_entry(seconds: float, p: Protocol, n_sequences: int) -> dict[str, Any]:
-    """Sampling throughput: predicted frames drawn per second of sampling (scoring excluded)."""
-    frames = n_sequences * p.n_samples * p.n_pred
-    return {"seconds": round(seconds, 4), "frames": frames,
-            "frames_per_second": frames / seconds if seconds > 0 else None}
+def _model_entries(sums: dict[str, float], n_sequences: int, cfg: ExperimentConfig,
+                   p: Protocol, model: VideoModel) -> dict[str, Any]:
+    """``elbo`` (:func:`_elbo_entry`) and ``sampling``: the throughput, predicted frames
+    drawn per second of sampling (scoring excluded)."""
+    seconds, frames = sums.get("_sampling_seconds", 0.0), n_sequences * p.n_samples * p.n_pred
+    return {"elbo": _elbo_entry(sums, n_sequences, cfg, p, model),
+            "sampling": {"seconds": round(seconds, 4), "frames": frames,
+                         "frames_per_second": frames / seconds if seconds > 0 else None}}
 
 
 def _default_weights(given: Any, configured: str) -> Any:
@@ -192,9 +205,8 @@ def evaluate_checkpoint(checkpoint_path: str | Path, protocol_id: str | Protocol
         protocol_id: a protocol id or :class:`Protocol`.
         out_dir: output folder (existing metrics.json needs ``force=True``).
         data_root: prepared test data (default: the checkpoint config's ``data.root``).
-        n_samples: samples per sequence (default: the protocol's; recorded in the protocol).
-            A deterministic model draws one (``VideoModel.distinct_samples``), and the protocol
-            records N = 1.
+        n_samples: samples per sequence (default: the protocol's; recorded in the protocol;
+            1 for a deterministic model).
         max_sequences: score only the first sequences (recorded in the protocol).
         device: ``cpu``, ``cuda`` or ``auto``.
         lpips_weights, i3d_weights: a path or module, :data:`FROM_CACHE` (the weights cache),
@@ -209,10 +221,8 @@ def evaluate_checkpoint(checkpoint_path: str | Path, protocol_id: str | Protocol
             there is preferred to ``FROM_CACHE``), as ``hvrnn evaluate`` does.
 
     Returns:
-        The dictionary written to metrics.json, with ``checkpoint_sha256``, ``elbo`` (the
-        model's teacher-forced terms), ``sampling`` (seconds and frames per second spent
-        drawing samples) and any ``warnings`` (FVD from fewer videos than the protocol's full
-        test set).
+        metrics.json's dictionary, with ``checkpoint_sha256``, ``elbo`` (teacher-forced
+        terms), ``sampling`` (throughput) and any ``warnings`` (FVD from a partial test set).
 
     Raises:
         UserError: the checkpoint does not fit the protocol, or FVD is asked for where it
@@ -225,9 +235,7 @@ def evaluate_checkpoint(checkpoint_path: str | Path, protocol_id: str | Protocol
     n_samples, max_sequences, temperature, lpips_weights, i3d_weights = _options(
         cfg.eval if config_defaults else None, n_samples, max_sequences, temperature,
         lpips_weights, i3d_weights)
-    p = get_protocol(protocol_id).with_options(n_samples, max_sequences)
-    p = p.with_options(n_samples=model.distinct_samples(p.n_samples))  # 1: deterministic
-    _check_geometry(cfg, p, ckpt_file)
+    p = _model_protocol(model, cfg, protocol_id, n_samples, max_sequences, ckpt_file)
     gt = ground_truth(p, data_root or cfg.data.root, dataset)
     s = p.sequences(len(gt))
     check_fvd_inputs(p, s, i3d_weights)  # before any sampling
@@ -237,10 +245,8 @@ def evaluate_checkpoint(checkpoint_path: str | Path, protocol_id: str | Protocol
                                   batch_size or cfg.eval.batch_size, sampler or sample,
                                   temperature, dev)
     extra = {"checkpoint": str(ckpt_file), "checkpoint_sha256": sha256_file(ckpt_file),
-             "elbo": _elbo_entry(elbo_sums, s, cfg, p, model),
-             "sampling": _sampling_entry(elbo_sums.get("_sampling_seconds", 0.0), p, s),
-             "temperature": temperature,
-             "model_config": cfg.to_dict(), **fvd_warnings(p, s, len(gt), i3d_weights)}
-    if save_predictions:
-        extra["predictions_file"] = str(out / "predictions.npz")
+             **_model_entries(elbo_sums, s, cfg, p, model),
+             "temperature": temperature, "model_config": cfg.to_dict(),
+             **fvd_warnings(p, s, len(gt), i3d_weights),
+             **({"predictions_file": str(out / "predictions.npz")} if save_predictions else {})}
     return write_outputs(out, scorer, p, s, extra, time.time() - t0)
