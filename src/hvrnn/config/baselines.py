@@ -165,8 +165,8 @@ class SAVPConfig(ModelConfig):
               ">= 4 (the video discriminator's temporal receptive field)")
 
     def check_clip_length(self, n_pred: int) -> None:
-        # The discriminators read the frames after the first: K - 1 context frames, T predicted.
+        # The discriminators read predicted frames, preceded by context frames if T is short.
         if self.discriminators:
-            check(self.n_ctx - 1 + n_pred >= self.clip_length, "model.clip_length",
-                  self.clip_length, f"<= data.n_ctx - 1 + data.n_pred = "
-                  f"{self.n_ctx - 1 + n_pred}, the frames the discriminators can read")
+            check(self.n_ctx + n_pred >= self.clip_length, "model.clip_length",
+                  self.clip_length, f"<= data.n_ctx + data.n_pred = {self.n_ctx + n_pred}, "
+                  "the frames the discriminators can read")

@@ -28,14 +28,15 @@ its GAN-only ablation.
 Departures, each deliberate (docs/models.md):
   * The context is consumed by :meth:`SAVP.context_state` with the posterior *means* of the
     context pairs as latents (the later code uses posterior samples there in both passes), so
-    the state after the context is deterministic; the context frames are not scored (the
-    original scores the generated c_2 .. c_K too).
+    the state after the context is deterministic; the context frames are not scored (as the
+    released code; the later code scores the generated c_2 .. c_K too).
   * Both optimisers step on the same batch with gradients taken at the same time; the
     original updates the discriminators first and takes the generator's adversarial gradient
     from the updated ones.
-  * The discriminators see the frames after the first: the true context frames c_2 .. c_K
-    followed by the generated (or true) future, a random window of ``clip_length`` frames per
-    clip, the same window for the real and the generated clip.
+  * The discriminators read a random window of ``clip_length`` predicted frames per clip, the
+    same window for the real and the generated clip (with the released settings, T =
+    ``clip_length`` = 10: all of them, as the released code); when T is shorter (small test
+    configs) the window starts with the last true context frames.
 """
 
 from __future__ import annotations

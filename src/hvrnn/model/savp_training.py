@@ -31,14 +31,16 @@ def clip_windows(video: Tensor, starts: Tensor, length: int) -> Tensor:
 def adversarial_terms(model: SAVP, video: Tensor, fakes: dict[str, Tensor]
                       ) -> dict[str, Tensor]:
     """``gan/<d>`` (generator) and ``discriminator/<d>`` for each discriminator d and its
-    generated future (B, T, C, H, W). Both read the frames after the first (true context
-    frames c_2 .. c_K, then the future), a random window of ``clip_length`` frames per clip,
-    the same for the real and the generated clip."""
+    generated future (B, T, C, H, W). Both read a random window of ``clip_length`` predicted
+    frames per clip, the same for the real and the generated clip (the released code's
+    discriminators read the T = ``clip_length`` predicted frames); when T is shorter, the
+    window starts with the last true context frames."""
     cfg, k = model.cfg, model.n_ctx
-    real_all = video[:, 1:]
+    first = k - max(0, cfg.clip_length - (video.shape[1] - k))  # true context frames read
+    real_all = video[:, first:]
     terms: dict[str, Tensor] = {}
     for name, fake_future in fakes.items():
-        fake_all = torch.cat([video[:, 1:k], fake_future], 1)
+        fake_all = torch.cat([video[:, first:k], fake_future], 1)
         starts = torch.randint(0, real_all.shape[1] - cfg.clip_length + 1,
                                (video.shape[0],), device=video.device)
         real = clip_windows(real_all, starts, cfg.clip_length)
