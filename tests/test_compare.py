@@ -166,3 +166,28 @@ def test_figure_columns_follow_the_paper():
     assert figure_steps(5, 20) == [6, 8, 10, 12, 15, 18, 20, 25]  # SM-MNIST 5 -> 20
     assert figure_steps(2, 10) == list(range(3, 13))  # short horizons: every frame
     assert figure_steps(10, 30) == [12, 15, 18, 20, 25]  # KTH 10 -> 30
+
+
+def test_shipped_models_are_entries_and_starting_points(runs, tmp_path, monkeypatch, capsys):
+    """``pretrained:<name>`` works wherever a checkpoint does: as a compare entry (evaluated
+    into the output folder, labelled with its name) and as train.init_from."""
+    from hvrnn import pretrained
+
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path / "shipped")
+    monkeypatch.chdir(tmp_path)
+    pretrained.export_pretrained(runs["prednet"], tmp_path / "shipped" / "tinypred",
+                                 {"summary": "test"})
+    out = tmp_path / "cmp3"
+    assert main(["compare", "pretrained:tinypred", str(runs["prednet"]), "--protocol",
+                 PROTOCOL, "--out", str(out), "--data-root", str(runs["data"]),
+                 "--labels", "shipped", "run"]) == 0
+    with open(out / "table.csv") as f:
+        rows = {r["label"]: r for r in csv.DictReader(f)}
+    assert rows["shipped"]["ssim_best_mean"] == rows["run"]["ssim_best_mean"]  # same weights
+    assert (out / "evaluations" / "shipped" / "metrics.json").is_file()
+    assert main(["train", "tiny_prednet", f"data.root={runs['data']}", "data.train_length=4",
+                 "train.batch_size=4", "train.max_steps=1", "train.val_every=0",
+                 "train.image_every=0", "model.extrap_finetune=true",
+                 "train.init_from=pretrained:tinypred", "--run-dir",
+                 str(tmp_path / "tuned")]) == 0
+    capsys.readouterr()

@@ -2,7 +2,8 @@
 paper is made of: a table (its Tables 1-2 and supplementary Section D), per-frame curves and
 figures laid out like its supplementary Figures C.1-C.3 (docs/evaluation.md).
 
-An entry is a run directory, a checkpoint, a predictions file or an evaluation folder. Its
+An entry is a run directory, a checkpoint (or ``pretrained:<name>``), a predictions file or an
+evaluation folder. Its
 evaluation for the protocol is reused where it exists (where ``hvrnn evaluate`` writes it by
 default, or the folder given), otherwise it is evaluated into ``<out>/evaluations/<label>``
 through the evaluation package. Entries scored under different protocols (another id, or
@@ -74,8 +75,14 @@ def resolve_entry(source: str | Path, label: str | None, protocol: Protocol) -> 
     Raises:
         UserError: the path does not exist or is none of the accepted kinds.
     """
-    from hvrnn.checkpoint import resolve_checkpoint
+    from hvrnn import pretrained
+    from hvrnn.checkpoint import default_output_base, resolve_checkpoint
 
+    if pretrained.is_pretrained(source):  # a shipped model, pretrained:<name>
+        ckpt = resolve_checkpoint(source)
+        return Entry(label or str(source)[len(pretrained.PREFIX):], Path(str(source)),
+                     "checkpoint", checkpoint=ckpt,
+                     metrics_dir=default_output_base(source) / "eval" / protocol.id)
     path = Path(source)
     if not path.exists():
         raise UserError(f"{str(path)!r} does not exist")
@@ -88,11 +95,10 @@ def resolve_entry(source: str | Path, label: str | None, protocol: Protocol) -> 
         entry.metrics_dir = found[0] if found else None
         return entry
     ckpt = resolve_checkpoint(path)  # UserError for anything else
-    run = path if path.is_dir() else (ckpt.parent.parent if ckpt.parent.name == "checkpoints"
-                                      else ckpt.parent)
-    name = path.name if path.is_dir() else f"{run.name}/{ckpt.stem}"
+    base = default_output_base(path)  # where hvrnn evaluate writes by default
+    name = path.name if path.is_dir() else f"{base.name}/{ckpt.stem}"
     return Entry(label or name, path, "run" if path.is_dir() else "checkpoint",
-                 checkpoint=ckpt, metrics_dir=run / "eval" / protocol.id)
+                 checkpoint=ckpt, metrics_dir=base / "eval" / protocol.id)
 
 
 def _reusable(entry: Entry) -> dict[str, Any] | None:

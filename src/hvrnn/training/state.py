@@ -45,19 +45,18 @@ def build_initial_model(cfg: ExperimentConfig) -> VideoModel:
 
 
 def load_initial_weights(model: VideoModel, source: str) -> None:
-    """The model weights of the checkpoint ``source`` (``train.init_from``).
+    """The model weights of the checkpoint ``source`` (``train.init_from``: a checkpoint, a run
+    directory or ``pretrained:<name>``).
 
     Raises:
         CheckpointError: unreadable, or its weights do not fit the model (naming the key).
     """
-    path = ckpt_io.resolve_checkpoint(source)
-    weights = ckpt_io.read_checkpoint(path)["model"]
+    trained, _ = ckpt_io.load_checkpoint(source)
     try:
-        model.load_state_dict(weights)
-    except RuntimeError as exc:
-        detail = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
-        raise CheckpointError(f"train.init_from={source!r}: its weights do not fit this "
-                              f"model ({detail})") from None
+        ckpt_io.load_state_checked(model, trained.state_dict(), source)
+    except CheckpointError as exc:
+        raise CheckpointError(f"train.init_from={source!r}: its weights do not fit this model "
+                              f"({exc})") from None
 
 
 @dataclass
