@@ -198,3 +198,20 @@ def test_initial_model_is_reproducible(tiny_config):
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
                                                  b.state_dict().values(), strict=True))
     assert hvrnn.count_parameters(a)["total"] > 0
+
+
+def test_time_budget_ends_the_run_like_max_steps(tiny_config, fake_data, tmp_path):
+    """train.max_minutes: the step that crosses the budget is the last; it is logged,
+    validated and checkpointed, and the run is recorded as finished."""
+    cfg = replace_section(tiny_config, "train", max_steps=10_000, max_minutes=1e-9,
+                         checkpoint_every=1000, val_every=1000, log_every=1000)
+    train_set, val_set = fake_data
+    result = tr.train(cfg, tmp_path / "run", train_set=train_set, val_set=val_set)
+    assert result.status == "finished" and result.step == 1
+    assert [r["step"] for r in tr.read_metrics(result.run_dir)] == [1]
+    assert [r["step"] for r in tr.read_metrics(result.run_dir, "val")] == [1]
+    assert ck.read_checkpoint(result.checkpoint)["step"] == 1
+    # A resumed run has a budget of its own.
+    more = tr.train(replace_section(cfg, "train", max_minutes=0.0, max_steps=3),
+                    tmp_path / "run", resume=True, train_set=train_set, val_set=val_set)
+    assert more.step == 3

@@ -38,8 +38,8 @@ FORMAT = "hvrnn-checkpoint"
 FORMAT_VERSION = 2
 # Run-control keys that may change when a run is resumed (train longer, log more often, ...).
 RESUMABLE_KEYS = frozenset({
-    "train.max_steps", "train.checkpoint_every", "train.log_every", "train.val_every",
-    "train.image_every", "train.keep_checkpoints", "train.device", "train.compile",
+    "train.max_steps", "train.max_minutes", "train.checkpoint_every", "train.log_every",
+    "train.val_every", "train.image_every", "train.keep_checkpoints", "train.device", "train.compile",
     "data.root", "data.num_workers", "eval.protocol", "eval.n_samples", "eval.horizon",
     "eval.temperature", "eval.batch_size", "eval.seed", "eval.max_sequences",
     "eval.lpips_weights", "eval.i3d_weights",

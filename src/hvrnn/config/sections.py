@@ -54,6 +54,9 @@ class TrainConfig:
 
     batch_size: int = 16  # per process
     max_steps: int = 200_000
+    # Wall-clock budget of one invocation in minutes (0 = none): training stops after the step
+    # that crosses it, validates, checkpoints and records "finished"; --resume starts a new one.
+    max_minutes: float = 0.0
     lr: float = 1e-4
     weight_decay: float = 1e-4  # coupled L2 (torch.optim.Adam), as the official runs
     adam_betas: tuple[float, float] = (0.9, 0.999)
@@ -88,6 +91,7 @@ class TrainConfig:
     def validate(self) -> None:
         check(self.batch_size >= 1, "train.batch_size", self.batch_size, ">= 1")
         check(self.max_steps >= 0, "train.max_steps", self.max_steps, ">= 0")
+        check(self.max_minutes >= 0, "train.max_minutes", self.max_minutes, ">= 0")
         check(self.lr > 0, "train.lr", self.lr, "> 0")
         start, end = self.lr_decay_steps
         check(0 <= start <= end, "train.lr_decay_steps", list(self.lr_decay_steps),

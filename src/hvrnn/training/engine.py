@@ -9,6 +9,7 @@ own optimiser in the :class:`~hvrnn.training.state.TrainState`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -155,29 +156,35 @@ class Hooks(Protocol):
 def fit(state: TrainState, forward: Callable[..., Any], batches: Iterator[Tensor],
         hooks: Hooks, cfg: ExperimentConfig, dist: DistInfo,
         stop_requested: Callable[[], bool]) -> str:
-    """Train until ``train.max_steps``; returns ``"finished"`` or ``"interrupted"`` (a stop
-    was requested: the state is checkpointed first).
+    """Train until ``train.max_steps`` or the ``train.max_minutes`` budget; returns
+    ``"finished"`` or ``"interrupted"`` (a stop was requested: the state is checkpointed first).
+    A run that ends on its time budget is logged, validated and checkpointed like one that
+    reaches ``max_steps``.
 
     Raises:
         TrainingDiverged: see :func:`train_step`; the message names the last good checkpoint.
     """
     tc = cfg.train
+    deadline = time.monotonic() + tc.max_minutes * 60 if tc.max_minutes > 0 else None
     while state.step < tc.max_steps:
         video = next(batches).to(dist.device, non_blocking=True)
+        out_of_time = deadline is not None and time.monotonic() >= deadline
         try:
-            result = train_step(state, forward, video, cfg, dist, stop_requested())
+            result = train_step(state, forward, video, cfg, dist,
+                                stop_requested() or out_of_time)
         except TrainingDiverged as exc:
             raise TrainingDiverged(hooks.diverged(str(exc))) from None
         hooks.after_step(state, result)
         step = state.step
-        if due(step, tc.log_every, tc.max_steps):
+        last = step if result.stop and out_of_time else tc.max_steps  # the final step
+        if due(step, tc.log_every, last):
             hooks.log(state, result)
-        validate, images = due(step, tc.val_every, tc.max_steps), due(step, tc.image_every)
+        validate, images = due(step, tc.val_every, last), due(step, tc.image_every, last)
         if validate or images:
             hooks.validate(state, record=validate, images=images)
         if result.stop:
             hooks.checkpoint(state)
-            return "interrupted"
+            return "finished" if out_of_time else "interrupted"
         if due(step, tc.checkpoint_every, tc.max_steps):
             hooks.checkpoint(state)
     return "finished"
