@@ -107,6 +107,15 @@ def test_compare_writes_table_curves_and_figures(runs, tmp_path, capsys):
                 assert float(rows[label][f"{m}_{s}_ci95_lo"]) == summ["ci95"][0]
         assert float(rows[label]["frames_per_second"]) == res["sampling"]["frames_per_second"]
         assert rows[label]["fvd_mean"] == ""  # no I3D weights given
+        per = res["elbo"]["per_clip_mean"]
+        if "nelbo" not in per:  # PredNet: a prediction error, no ELBO
+            assert rows[label]["nelbo"] == rows[label]["kl_per_level"] == ""
+            continue
+        assert float(rows[label]["nelbo"]) == per["nelbo"]
+        kls = [float(v) for v in rows[label]["kl_per_level"].split(";") if v]
+        if "kl/level_0" in per:  # else a kind that records only the total KL
+            assert kls == [per[f"kl/level_{i}"] for i in range(len(kls))]
+        assert sum(kls) == pytest.approx(per["kl"], rel=1e-5, abs=1e-6)
     assert rows["PredNet"]["n_samples"] == "1" and rows["SAVP"]["kind"] == "savp"
     table = (out / "table.md").read_text()
     assert table in printed and table.count("\n| ") == 4  # header and three models

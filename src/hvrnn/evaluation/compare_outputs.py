@@ -69,6 +69,20 @@ def _fvd(metrics: dict[str, Any]) -> tuple[str, list[Any]]:
             [fvd["mean"], fvd["std"], fvd["rounds"]])
 
 
+def _elbo(metrics: dict[str, Any]) -> tuple[str, str, list[Any]]:
+    """Negative ELBO per clip and KL per level ("a / b", coarsest level first) of an entry's
+    teacher-forced pass, and their CSV values; empty where the entry has none (predictions
+    files, deterministic kinds)."""
+    per = (metrics.get("elbo") or {}).get("per_clip_mean") or {}
+    levels = [per[k] for k in sorted((k for k in per if k.startswith("kl/level_")),
+                                     key=lambda k: int(k.rsplit("_", 1)[1]))] or \
+        ([per["kl"]] if "kl" in per else [])  # a kind that records only the total
+    if "nelbo" not in per:
+        return "n/a", "n/a", ["", ""]
+    return (_fmt(per["nelbo"], 1), " / ".join(_fmt(v, 2) for v in levels) or "n/a",
+            [per["nelbo"], ";".join(repr(float(v)) for v in levels)])
+
+
 def table_rows(entries: list[Entry]) -> tuple[list[str], list[list[str]], list[str],
                                               list[list[Any]]]:
     """(Markdown header, Markdown rows, CSV header, CSV rows) of the comparison table."""
@@ -79,8 +93,9 @@ def table_rows(entries: list[Entry]) -> tuple[list[str], list[list[str]], list[s
         md_head += [f"{m} {s} of N" for s in SHOWN]
         csv_head += [f"{m}_{s}_{q}" for s in SHOWN for q in ("mean", "std", "ci95_lo",
                                                               "ci95_hi")]
-    md_head += ["FVD", "frames/s"]
-    csv_head += ["fvd_mean", "fvd_std", "fvd_rounds", "frames_per_second"]
+    md_head += ["FVD", "neg. ELBO (nats/clip)", "KL per level (nats/clip)", "frames/s"]
+    csv_head += ["fvd_mean", "fvd_std", "fvd_rounds", "nelbo", "kl_per_level",
+                 "frames_per_second"]
     md_rows, csv_rows = [], []
     for e in entries:
         r = e.metrics
@@ -94,9 +109,10 @@ def table_rows(entries: list[Entry]) -> tuple[list[str], list[list[str]], list[s
                 md.append(cell)
                 row += values
         cell, values = _fvd(r)
+        nelbo, kls, elbo_values = _elbo(r)
         fps = (r.get("sampling") or {}).get("frames_per_second")
-        md += [cell, _fmt(fps, 1)]
-        csv_rows.append(row + values + [fps if fps is not None else ""])
+        md += [cell, nelbo, kls, _fmt(fps, 1)]
+        csv_rows.append(row + values + elbo_values + [fps if fps is not None else ""])
         md_rows.append(md)
     return md_head, md_rows, csv_head, csv_rows
 
@@ -106,8 +122,9 @@ def write_table(entries: list[Entry], p: Protocol, out: Path) -> None:
     ``table.csv`` (the same numbers, unrounded)."""
     md_head, md_rows, csv_head, csv_rows = table_rows(entries)
     lines = [f"Protocol {p.id}: best and mean of N samples per sequence, mean ± std over "
-             "sequences [95% bootstrap interval]; FVD mean ± std over rounds; sampling "
-             "throughput in predicted frames per second.", "",
+             "sequences [95% bootstrap interval]; FVD mean ± std over rounds; negative ELBO "
+             "and KL per latent level (coarsest first) of the teacher-forced pass, nats per "
+             "clip; sampling throughput in predicted frames per second.", "",
              "| " + " | ".join(md_head) + " |", "|" + "---|" * len(md_head)]
     lines += ["| " + " | ".join(row) + " |" for row in md_rows]
     write_atomically(out / "table.md", lambda t: t.write_text("\n".join(lines) + "\n"))
