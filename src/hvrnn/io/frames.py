@@ -12,12 +12,42 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
+from hvrnn.errors import NonFiniteError
 
-def to_uint8(frames: Tensor) -> np.ndarray:
+
+def non_finite_summary(frames: Tensor) -> str | None:
+    """Which frames hold NaN or infinite values, in words; None when all are finite.
+
+    Samples ``(B, S, T, C, H, W)`` are counted by sample and sequence, clips
+    ``(B, T, C, H, W)`` by clip, anything else by value.
+    """
+    bad = ~torch.isfinite(frames.detach())
+    if not bool(bad.any()):
+        return None
+    if frames.dim() == 6:
+        per_sample = bad.flatten(2).any(-1)  # (B, S)
+        return (f"{int(per_sample.sum())} of {per_sample.numel()} samples of "
+                f"{int(per_sample.any(1).sum())} of {per_sample.shape[0]} sequences")
+    if frames.dim() == 5:
+        per_clip = bad.flatten(1).any(-1)
+        return f"{int(per_clip.sum())} of {per_clip.numel()} clips"
+    return f"{int(bad.sum())} of {bad.numel()} values"
+
+
+def to_uint8(frames: Tensor, what: str = "frames") -> np.ndarray:
     """float ``(..., C, H, W)`` in [0, 1] -> uint8 ``(..., H, W, C)`` on the CPU.
 
     Values are clamped to [0, 1], scaled by 255 and rounded (half to even, as ``torch.round``).
+
+    Raises:
+        NonFiniteError: some values are NaN or infinite (a cast would turn them into arbitrary
+            grey levels); the message says how many samples of how many sequences (``what``
+            names the frames).
     """
+    where = non_finite_summary(frames)
+    if where is not None:
+        raise NonFiniteError(f"{what} hold NaN or infinite values: {where} are affected; "
+                             "nothing was written")
     x = (frames.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
     return rearrange(x, "... c h w -> ... h w c").numpy()
 

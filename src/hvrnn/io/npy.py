@@ -14,12 +14,14 @@ from __future__ import annotations
 import os
 import struct
 import zipfile
+import zlib
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
 from hvrnn.errors import UserError
+from hvrnn.io.files import named
 
 _MAGIC = b"\x93NUMPY\x01\x00"
 _ALIGN = 64
@@ -105,10 +107,16 @@ class NpzWriter:
                  dtype: np.dtype | type) -> None:
         self.path = Path(path)
         self.tmp = self.path.with_name(self.path.name + ".part")
-        self.zip = zipfile.ZipFile(self.tmp, "w", compression=zipfile.ZIP_DEFLATED,
-                                   compresslevel=1)
-        self.member = self.zip.open(f"{key}.npy", "w", force_zip64=True)
-        self.rows = NpyWriter(self.member, tuple(shape[1:]), dtype, rows=shape[0])
+        self.zip: zipfile.ZipFile | None = None
+        self.member: BinaryIO | None = None
+        try:
+            self.zip = zipfile.ZipFile(self.tmp, "w", compression=zipfile.ZIP_DEFLATED,
+                                       compresslevel=1)
+            self.member = self.zip.open(f"{key}.npy", "w", force_zip64=True)
+            self.rows = NpyWriter(self.member, tuple(shape[1:]), dtype, rows=shape[0])
+        except OSError as exc:
+            self.abort()
+            raise named(exc, self.path) from None
 
     @property
     def complete(self) -> bool:
@@ -116,8 +124,13 @@ class NpzWriter:
         return self.rows.written == self.rows.rows
 
     def write(self, block: np.ndarray) -> None:
-        """Append rows of the streamed array (see :meth:`NpyWriter.write`)."""
-        self.rows.write(block)
+        """Append rows of the streamed array (see :meth:`NpyWriter.write`); a failure drops
+        the archive."""
+        try:
+            self.rows.write(block)
+        except BaseException as exc:
+            self.abort()
+            raise named(exc, self.path) if isinstance(exc, OSError) else exc from None
 
     def close(self, arrays: dict[str, np.ndarray] | None = None) -> Path:
         """Finish the streamed array, add ``arrays`` whole, and move the file into place.
@@ -133,16 +146,39 @@ class NpzWriter:
                     np.lib.format.write_array(f, np.ascontiguousarray(array))
             self.zip.close()
             os.replace(self.tmp, self.path)
-        except BaseException:
+        except BaseException as exc:
             self.abort()
-            raise
+            raise named(exc, self.path) if isinstance(exc, OSError) else exc from None
         return self.path
 
     def abort(self) -> None:
         """Drop the archive: nothing is left at ``path`` or under the temporary name."""
-        self.member.close()
-        self.zip.close()
+        for part in (self.member, self.zip):
+            try:
+                if part is not None:
+                    part.close()
+            except (OSError, ValueError):  # a full disk fails the closing writes too
+                pass
         self.tmp.unlink(missing_ok=True)
+
+
+def read_header(file: BinaryIO) -> tuple[tuple[int, ...], np.dtype, bool, int]:
+    """``(shape, dtype, fortran_order, header bytes)`` of the ``.npy`` array starting at the
+    current position of ``file`` (left just after the header).
+
+    Raises:
+        ValueError: not an ``.npy`` array (bad magic or header).
+    """
+    start = file.tell() if file.seekable() else 0
+    version = np.lib.format.read_magic(file)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(file)
+    elif version in ((2, 0), (3, 0)):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(file)
+    else:
+        raise ValueError(f"unsupported .npy format version {version}")
+    length = (file.tell() - start) if file.seekable() else 0
+    return tuple(int(n) for n in shape), np.dtype(dtype), bool(fortran), length
 
 
 class NpyReader:
@@ -153,14 +189,20 @@ class NpyReader:
     """
 
     def __init__(self, path: str | Path, key: str) -> None:
+        self.path, self.key = path, key
         self.zip = zipfile.ZipFile(path)
         self.file = self.zip.open(f"{key}.npy")
-        version = np.lib.format.read_magic(self.file)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(self.file)
-        else:
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(self.file)
+        try:
+            shape, dtype, fortran, _ = read_header(self.file)
+        except ValueError as exc:
+            self.close()
+            raise UserError(f"'{path}': {key!r} is not an .npy array ({exc})") from None
+        if dtype.hasobject:
+            self.close()
+            raise UserError(f"'{path}': {key!r} holds Python objects, not numbers; save it "
+                            "from a uint8 array")
         if fortran:
+            self.close()
             raise UserError(f"{str(path)!r}: {key!r} is stored in Fortran order; save it with "
                             "numpy.savez from a C-ordered array")
         self.shape, self.dtype = tuple(shape), np.dtype(dtype)
@@ -168,8 +210,15 @@ class NpyReader:
         self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
 
     def read(self, rows: int) -> np.ndarray:
-        """The next ``rows`` rows (fewer at the end of the array)."""
-        data = self.file.read(rows * self.row_bytes)
+        """The next ``rows`` rows (fewer at the end of the array).
+
+        Raises:
+            UserError: the archive member is damaged (a bad CRC or compressed stream).
+        """
+        try:
+            data = self.file.read(rows * self.row_bytes)
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise UserError(f"cannot read '{self.path}' ({self.key!r}): {exc}") from None
         n = len(data) // self.row_bytes
         return np.frombuffer(data, dtype=self.dtype).reshape(n, *self.shape[1:])
 
@@ -191,8 +240,9 @@ def open_npz(path: str | Path, keys: tuple[str, ...], required: str, what: str =
     try:
         with zipfile.ZipFile(path) as z:
             names = [n[:-4] for n in z.namelist() if n.endswith(".npy")]
-    except zipfile.BadZipFile:
-        raise UserError(f"{str(path)!r} is not an .npz file") from None
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise UserError(f"cannot read {what} '{path}': not an .npz archive "
+                        f"({getattr(exc, 'strerror', None) or exc})") from None
     if required not in names:
         raise UserError(f"{what} {str(path)!r} has no {required!r} array (it holds: "
                         f"{', '.join(names) or 'nothing'})")
