@@ -31,21 +31,12 @@ import numpy as np
 import torch
 
 from hvrnn.config import ConfigError, ExperimentConfig, config_from_dict
-from hvrnn.config.migration import migrate
-from hvrnn.errors import CheckpointError
+from hvrnn.config.compare import config_differences
+from hvrnn.errors import CheckpointError, NonFiniteError
+from hvrnn.io.files import fsync_dir, is_temporary, write_atomically
 
 FORMAT = "hvrnn-checkpoint"
 FORMAT_VERSION = 2
-# Run-control keys that may change when a run is resumed (train longer, log more often, ...).
-RESUMABLE_KEYS = frozenset({
-    "train.max_steps", "train.max_minutes", "train.checkpoint_every", "train.log_every",
-    "train.val_every", "train.image_every", "train.keep_checkpoints", "train.device", "train.compile",
-    "data.root", "data.num_workers", "eval.protocol", "eval.n_samples", "eval.horizon",
-    "eval.temperature", "eval.batch_size", "eval.seed", "eval.max_sequences",
-    "eval.lpips_weights", "eval.i3d_weights",
-    # Memory/speed only: the same function and gradients (up to float rounding).
-    "model.activation_checkpointing",
-})
 _STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 
 
@@ -95,32 +86,18 @@ def restore_rng(state: dict[str, Any], noise: torch.Generator | None = None) -> 
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to ``path`` via a same-folder temporary file, fsync and ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    """``torch.save`` to ``path`` via a same-folder temporary file, fsync and ``os.replace``
+    (:func:`hvrnn.io.files.write_atomically`: a failure leaves ``path`` as it was and no
+    temporary file, and names ``path``)."""
+
+    def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
 
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    write_atomically(path, write)
+    fsync_dir(Path(path).parent)
 
 
 def make_checkpoint(*, model: torch.nn.Module, step: int, cfg: ExperimentConfig,
@@ -180,15 +157,19 @@ def save_checkpoint(ckpt: dict[str, Any], run_dir: str | Path, keep: int = 0) ->
     path = step_path(run_dir, ckpt["step"])
     atomic_torch_save(ckpt, path)
     last = folder / "last.pt"
-    tmp = folder / f".last.pt.tmp-{os.getpid()}"
+    tmp = folder / f".last.tmp-{os.getpid()}.pt"
     tmp.unlink(missing_ok=True)
     try:
         os.link(path, tmp)  # a second name for the same bytes: no second write
     except OSError:
         atomic_torch_save(ckpt, last)
     else:
-        os.replace(tmp, last)
-        _fsync_dir(folder)
+        try:
+            os.replace(tmp, last)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
+        fsync_dir(folder)
     if keep > 0:
         for old in list_checkpoints(run_dir)[:-keep]:
             old.unlink(missing_ok=True)
@@ -214,11 +195,13 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 
 
 def remove_stale_temporaries(run_dir: str | Path) -> None:
-    """Delete ``.*.tmp-*`` files that a killed writer left behind (never a finished file)."""
-    folder = checkpoint_dir(run_dir)
-    if folder.is_dir():
-        for p in folder.glob(".*.tmp-*"):
-            p.unlink(missing_ok=True)
+    """Delete the temporary files that a killed writer left behind (never a finished file);
+    call it only while holding the run directory's lock."""
+    for folder in (Path(run_dir), checkpoint_dir(run_dir), Path(run_dir) / "samples"):
+        if folder.is_dir():
+            for p in folder.iterdir():
+                if is_temporary(p.name) and p.is_file():
+                    p.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,6 +249,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pickle-protocol notes on foreign files
             obj = torch.load(p, map_location="cpu", weights_only=True)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint '{p}': {exc.strerror or exc}") from None
     except Exception as exc:  # torch raises many types for truncated or foreign files
         message = str(exc)
         found = re.search(r"(?:GLOBAL|global) ([\w.]+)", message)
@@ -284,7 +269,24 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     missing = [k for k in ("step", "config", "model") if k not in obj]
     if missing:
         raise CheckpointError(f"checkpoint {str(p)!r} lacks {', '.join(missing)}")
+    if not isinstance(obj["model"], dict):
+        raise CheckpointError(f"checkpoint '{p}': its 'model' entry is not a state dict")
+    check_finite_weights(obj["model"], p)
     return obj
+
+
+def check_finite_weights(state: dict[str, Any], path: str | Path) -> None:
+    """Refuse model weights that hold NaN or infinite values (such a model samples garbage).
+
+    Raises:
+        NonFiniteError: naming how many tensors are affected and the first of them.
+    """
+    bad = [k for k, v in state.items() if isinstance(v, torch.Tensor)
+           and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise NonFiniteError(f"checkpoint '{path}' holds NaN or infinite weights in "
+                             f"{len(bad)} of {len(state)} tensors (first: {bad[0]}); it cannot "
+                             "be used", hint="use an earlier checkpoint of the run")
 
 
 def optimizer_states(ckpt: dict[str, Any]) -> dict[str, Any]:
@@ -303,31 +305,6 @@ def checkpoint_config(ckpt: dict[str, Any], path: str | Path = "checkpoint") -> 
                               f"version of hvrnn: {exc}") from None
 
 
-def flatten_config(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"model": {"n_z": 8}} -> {"model.n_z": 8}`` (lists become tuples)."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}.{k}" if prefix else k
-        if isinstance(v, dict):
-            out.update(flatten_config(v, key))
-        else:
-            out[key] = tuple(v) if isinstance(v, list) else v
-    return out
-
-
-def config_differences(saved: dict[str, Any], current: dict[str, Any],
-                       ignore: frozenset[str] = RESUMABLE_KEYS) -> list[tuple[str, Any, Any]]:
-    """Keys whose values differ between two plain config dicts, as (key, saved, current).
-
-    ``saved`` may be of an earlier layout (a run started by an earlier version); it is migrated
-    before the comparison.
-    """
-    a, b = flatten_config(migrate(saved, warn=False)), flatten_config(current)
-    keys = sorted(set(a) | set(b))
-    return [(k, a.get(k, "<absent>"), b.get(k, "<absent>")) for k in keys
-            if k not in ignore and a.get(k, "<absent>") != b.get(k, "<absent>")]
-
-
 def check_compatible(ckpt: dict[str, Any], cfg: ExperimentConfig, path: str | Path) -> None:
     """Raise :class:`CheckpointError` naming the first key where ``cfg`` and the checkpoint
     differ (run-control keys such as ``train.max_steps`` may differ)."""
@@ -338,6 +315,30 @@ def check_compatible(ckpt: dict[str, Any], cfg: ExperimentConfig, path: str | Pa
             if len(diffs) > 1 else ""
         raise CheckpointError(f"checkpoint {str(path)!r} was written with {key}={old!r} but "
                               f"the config has {key}={new!r}{more}")
+
+
+def checkpoint_tag(path: str | Path) -> str:
+    """A name for the checkpoint file ``path`` that changes when its content does: the
+    ``step_<N>`` file it is another name of (``last.pt``), else its own name; for a shipped
+    model, ``pretrained``."""
+    from hvrnn import pretrained
+
+    p = Path(path)
+    if p.name == pretrained.WEIGHTS_FILE:
+        return "pretrained"
+    if p.name == "last.pt" and p.parent.is_dir():
+        from hvrnn.io.files import sha256_file
+
+        digest = None
+        for other in reversed(list_checkpoints(p.parent.parent)):
+            if os.path.samefile(other, p):  # last.pt is a second name of a step file
+                return other.stem
+            if other.stat().st_size == p.stat().st_size:  # or a copy of one
+                digest = digest or sha256_file(p)
+                if sha256_file(other) == digest:
+                    return other.stem
+        return f"last-{(digest or sha256_file(p))[:12]}"
+    return p.stem
 
 
 def default_output_base(source: str | Path) -> Path:
@@ -381,12 +382,14 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"
     """
     from hvrnn import pretrained
     from hvrnn.model import build_model
+    from hvrnn.model.memory import allocating
 
     p = resolve_checkpoint(path)
     if p.name == pretrained.WEIGHTS_FILE:
         return pretrained.load_weights_folder(p, str(device))
     ckpt = read_checkpoint(p)
     cfg = checkpoint_config(ckpt, p)
-    model = build_model(cfg.model)
-    load_state_checked(model, ckpt["model"], p)
-    return model.to(device).eval(), cfg
+    with allocating(cfg.model, training=False):
+        model = build_model(cfg.model)
+        load_state_checked(model, ckpt["model"], p)
+        return model.to(device).eval(), cfg

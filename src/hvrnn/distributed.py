@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from hvrnn.errors import ResourceError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -33,15 +35,44 @@ class DistInfo:
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> ``cuda:<local_rank>`` when CUDA is available, else ``cpu``."""
+    """``auto`` -> ``cuda:<local_rank>`` when CUDA is available, else ``cpu``.
+
+    Raises:
+        ResourceError: an unknown device name, or a device this machine or this build of torch
+            does not have (``cuda`` with a CPU-only torch, ``cuda:3`` with one GPU).
+    """
+    from hvrnn.config.checks import DEVICE_PATTERN
+
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", local_rank % torch.cuda.device_count())
         return torch.device("cpu")
+    if not DEVICE_PATTERN.match(name):
+        raise ResourceError(f"device {name!r} is unknown: expected auto, cpu, cuda, cuda:N or "
+                            "mps")
     device = torch.device(name)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
+    if device.type == "cuda":
+        _check_cuda(name, device)
+        if device.index is None:
+            device = torch.device("cuda", local_rank % torch.cuda.device_count())
+    elif device.type == "mps" and not (torch.backends.mps.is_available()):
+        raise ResourceError(f"device {name!r} is not available on this machine",
+                            hint="use --device cpu or auto")
     return device
+
+
+def _check_cuda(name: str, device: torch.device) -> None:
+    if torch.version.cuda is None:
+        raise ResourceError(f"device {name!r}: this build of torch ({torch.__version__}) has no "
+                            "CUDA support", hint="use --device cpu or auto, or install a CUDA "
+                            "build of torch")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise ResourceError(f"device {name!r}: no CUDA device is visible", hint="use --device "
+                            "cpu or auto (or check CUDA_VISIBLE_DEVICES and the driver)")
+    if device.index is not None and device.index >= count:
+        raise ResourceError(f"device {name!r}: this machine has {count} CUDA device(s), "
+                            f"cuda:0 to cuda:{count - 1}")
 
 
 def setup(device: str = "auto") -> DistInfo:

@@ -17,8 +17,6 @@ gives one clear error instead of a silently different model.
 from __future__ import annotations
 
 import datetime as _dt
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +95,9 @@ def load_weights_folder(path: str | Path, device: str = "cpu") -> tuple[Any, Any
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from hvrnn.checkpoint import checkpoint_config, load_state_checked
+    from hvrnn.checkpoint import check_finite_weights, checkpoint_config, load_state_checked
     from hvrnn.model import build_model
+    from hvrnn.model.memory import allocating
 
     base = Path(path)
     base = base.parent if base.name == WEIGHTS_FILE else base
@@ -119,9 +118,11 @@ def load_weights_folder(path: str | Path, device: str = "cpu") -> tuple[Any, Any
         state = load_file(str(weights))
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"cannot read weights {str(weights)!r}: {exc}") from None
-    model = build_model(cfg.model)
-    load_state_checked(model, state, weights)
-    return model.to(device).eval(), cfg
+    check_finite_weights(state, weights)
+    with allocating(cfg.model, training=False):
+        model = build_model(cfg.model)
+        load_state_checked(model, state, weights)
+        return model.to(device).eval(), cfg
 
 
 def load_pretrained(name: str, device: str = "cpu") -> tuple[Any, Any]:
@@ -160,28 +161,20 @@ def export_pretrained(checkpoint: str | Path, out: str | Path, card: dict[str, A
     from safetensors.torch import save_file
 
     from hvrnn.checkpoint import load_checkpoint
-    from hvrnn.config import save_config
-    from hvrnn.io.files import prepare_output_dir
+    from hvrnn.io.output import OutputFolder
 
     model, cfg = load_checkpoint(checkpoint)
-    out = prepare_output_dir(out, force=force)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(state, tmp)
-        os.replace(tmp, out / WEIGHTS_FILE)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    save_config(cfg, out / CONFIG_FILE)
-    facts = {**card, "kind": cfg.model.kind,
-             "parameters": sum(v.numel() for v in state.values()),
-             "sha256": sha256_file(out / WEIGHTS_FILE),
-             "exported": _dt.date.today().isoformat()}
-    front = yaml.safe_dump(facts, sort_keys=False, allow_unicode=True)
-    (out / CARD_FILE).write_text(f"---\n{front}---\n\n{prose.strip()}\n", encoding="utf-8")
-    return out
+    with OutputFolder(out, force=force) as folder:
+        folder.write(WEIGHTS_FILE, lambda tmp: save_file(state, tmp))
+        folder.write_text(CONFIG_FILE, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        facts = {**card, "kind": cfg.model.kind,
+                 "parameters": sum(v.numel() for v in state.values()),
+                 "sha256": sha256_file(folder.temp(WEIGHTS_FILE)),
+                 "exported": _dt.date.today().isoformat()}
+        front = yaml.safe_dump(facts, sort_keys=False, allow_unicode=True)
+        folder.write_text(CARD_FILE, f"---\n{front}---\n\n{prose.strip()}\n", marker=True)
+    return Path(out)
 
 
 def describe() -> list[dict[str, Any]]:

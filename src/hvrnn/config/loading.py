@@ -19,6 +19,7 @@ from hvrnn.config.checks import ConfigError
 from hvrnn.config.migration import migrate, renamed_key
 from hvrnn.config.models import MODEL_CONFIGS, model_config_class
 from hvrnn.config.sections import DataConfig, EvalConfig, ExperimentConfig, TrainConfig
+from hvrnn.io.files import read_text, write_atomically
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
 SECTIONS = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
@@ -126,7 +127,8 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
-        raise ConfigError(f"override {item!r}: cannot parse value ({exc})") from None
+        raise ConfigError(f"override {item!r}: cannot parse the value: {yaml_error(exc)}"
+                          ) from None
     return renamed_key(key).split("."), value
 
 
@@ -147,42 +149,62 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
+def yaml_error(exc: yaml.YAMLError) -> str:
+    """A YAML error in one line: the problem and where (line and column, 1-based)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}"
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
+    text = read_text(path, "config file", ConfigError)
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
+        raise ConfigError(f"config file '{path}' is not valid YAML: {yaml_error(exc)}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {str(path)!r} must hold a mapping")
+        raise ConfigError(f"config file '{path}' must hold a mapping")
     return data
 
 
-def resolve_source(name_or_path: str | Path) -> dict[str, Any]:
+def _source(name_or_path: str | Path) -> tuple[str, dict[str, Any], str]:
+    """(identity, raw dict, default name) of a preset name or a YAML path."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists() or "/" in str(name_or_path):
+        if not p.exists():
+            raise ConfigError(f"config file '{p}' does not exist")
+        return str(p.resolve()), _read_yaml(p), p.stem
+    preset = PRESET_DIR / f"{name_or_path}.yaml"
+    if not preset.exists():
+        raise ConfigError(
+            f"unknown config {str(name_or_path)!r}: not a file and not a preset "
+            f"({', '.join(preset_names())})")
+    return str(preset.resolve()), _read_yaml(preset), str(name_or_path)
+
+
+def resolve_source(name_or_path: str | Path, _chain: tuple[str, ...] = ()) -> dict[str, Any]:
     """Raw dict of a preset name or a YAML path, ``base: <preset>`` chains followed.
 
     A preset that sets another ``model.kind`` than its base does not inherit the base's model
     section (the settings of one kind do not apply to another).
+
+    Raises:
+        ConfigError: a missing or unreadable source, or a chain of ``base:`` that comes back to
+            a config already in it (the cycle named).
     """
-    p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or p.exists() or "/" in str(name_or_path):
-        if not p.exists():
-            raise ConfigError(f"config file {str(p)!r} does not exist")
-        data, default_name = _read_yaml(p), p.stem
-    else:
-        preset = PRESET_DIR / f"{name_or_path}.yaml"
-        if not preset.exists():
-            raise ConfigError(
-                f"unknown config {str(name_or_path)!r}: not a file and not a preset "
-                f"({', '.join(preset_names())})")
-        data, default_name = _read_yaml(preset), str(name_or_path)
+    identity, data, default_name = _source(name_or_path)
+    if identity in _chain:
+        names = [Path(c).name for c in (*_chain[_chain.index(identity):], identity)]
+        raise ConfigError(f"config '{Path(identity).name}' is its own base: "
+                          f"{' -> '.join(names)} (base: chains must end)")
     name = data.get("name", default_name)  # a derived preset keeps its own name
     base = data.pop("base", None)
     if base:
-        parent = resolve_source(base)
+        if not isinstance(base, str):
+            raise ConfigError(f"base={base!r} in '{identity}' is invalid: expected a preset "
+                              "name or a YAML path")
+        parent = resolve_source(base, (*_chain, identity))
         kind = (data.get("model") or {}).get("kind")
         if kind is not None and kind != (parent.get("model") or {}).get("kind", "hvrnn"):
             parent.pop("model", None)
@@ -234,4 +256,6 @@ def load_config(name_or_path: str | Path, overrides: list[str] | tuple[str, ...]
 
 
 def save_config(cfg: ExperimentConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    """Write ``cfg`` as YAML to ``path``, atomically."""
+    text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

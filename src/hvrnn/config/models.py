@@ -110,6 +110,8 @@ class ModelConfig:
               self.kl_estimator, "analytic or mc")
         check(self.n_z >= 1, "model.n_z", self.n_z, ">= 1")
         check(self.width_mult > 0, "model.width_mult", self.width_mult, "> 0")
+        for key in ("base_channels", "max_channels", "gn_groups"):
+            check(getattr(self, key) >= 1, f"model.{key}", getattr(self, key), ">= 1")
         if self.stage_widths:
             n = len(self.stage_resolutions)
             check(len(self.stage_widths) == n and min(self.stage_widths) >= 1,
@@ -187,6 +189,10 @@ class HVRNNConfig(ModelConfig):
               "model.activation_checkpointing", self.activation_checkpointing,
               "none, decoder or all")
         check(self.var_floor >= 0, "model.var_floor", self.var_floor, ">= 0")
+        for key in ("gn_groups_lstm", "gn_groups_latent"):
+            check(getattr(self, key) >= 1, f"model.{key}", getattr(self, key), ">= 1")
+        check(all(c >= 1 for c in self.latent_channels), "model.latent_channels",
+              list(self.latent_channels), "positive channel counts")
         res, size = self.latent_resolutions, self.image_size
         check(len(res) >= 1, "model.latent_resolutions", res, "at least one level")
         check(list(res) == sorted(set(res)), "model.latent_resolutions", res,

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from hvrnn.config.checks import ConfigError, check
+from hvrnn.config.checks import ConfigError, check, check_device, check_numbers
 from hvrnn.config.models import Geometry, HVRNNConfig, ModelConfig
 
 
@@ -45,7 +45,9 @@ class DataConfig:
         check(self.n_pred >= 1, "data.n_pred", self.n_pred, "at least 1 predicted frame")
         check(self.channels in (1, 3), "data.channels", self.channels, "1 or 3")
         check(self.image_size >= 8, "data.image_size", self.image_size, ">= 8")
-        check(self.num_workers >= 0, "data.num_workers", self.num_workers, ">= 0")
+        check(0 <= self.num_workers <= 256, "data.num_workers", self.num_workers,
+              "from 0 (load in the main process) to 256 loader processes")
+        check(self.num_digits >= 1, "data.num_digits", self.num_digits, ">= 1")
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,9 @@ class TrainConfig:
         check(self.batch_size >= 1, "train.batch_size", self.batch_size, ">= 1")
         check(self.max_steps >= 0, "train.max_steps", self.max_steps, ">= 0")
         check(self.max_minutes >= 0, "train.max_minutes", self.max_minutes, ">= 0")
-        check(self.lr > 0, "train.lr", self.lr, "> 0")
+        check(0 < self.lr <= 1, "train.lr", self.lr, "a learning rate in (0, 1]")
+        check(all(0 <= b < 1 for b in self.adam_betas), "train.adam_betas",
+              list(self.adam_betas), "two values in [0, 1), e.g. [0.9, 0.999]")
         start, end = self.lr_decay_steps
         check(0 <= start <= end, "train.lr_decay_steps", list(self.lr_decay_steps),
               "[start, end] with 0 <= start <= end")
@@ -101,6 +105,8 @@ class TrainConfig:
         check(self.checkpoint_every >= 1, "train.checkpoint_every", self.checkpoint_every, ">= 1")
         check(self.grad_clip >= 0, "train.grad_clip", self.grad_clip, ">= 0")
         check(self.free_bits >= 0, "train.free_bits", self.free_bits, ">= 0")
+        check(self.val_n_samples >= 1, "train.val_n_samples", self.val_n_samples, ">= 1")
+        check_device("train.device", self.device)
 
 
 @dataclass(frozen=True)
@@ -125,6 +131,7 @@ class EvalConfig:
         check(self.horizon >= 0, "eval.horizon", self.horizon, ">= 0")
         check(self.temperature >= 0, "eval.temperature", self.temperature, ">= 0")
         check(self.max_sequences >= 0, "eval.max_sequences", self.max_sequences, ">= 0")
+        check(self.batch_size >= 1, "eval.batch_size", self.batch_size, ">= 1")
 
 
 @dataclass(frozen=True)
@@ -166,6 +173,8 @@ class ExperimentConfig:
                           free_bits=self.train.free_bits)
 
     def validate(self) -> None:
+        for name in ("data", "model", "train", "eval"):  # finite and in range, every kind
+            check_numbers(getattr(self, name), name)
         self.data.validate()
         self.model.validate()
         self.model.check_clip_length(self.data.n_pred)
