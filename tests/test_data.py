@@ -179,7 +179,7 @@ def test_missing_or_unprepared_root_names_path_and_command(tmp_path, smmnist_roo
 def test_existing_output_needs_force(tmp_path, mnist_npz):
     out = tmp_path / "sm"
     prepare_smmnist(out, num_sequences=2, seq_len=4, image_size=16, mnist_path=mnist_npz)
-    with pytest.raises(DataError, match=r"not empty; pass --force"):
+    with pytest.raises(DataError, match=r"not empty; .*pass --force"):
         prepare_smmnist(out, num_sequences=2, seq_len=4, image_size=16, mnist_path=mnist_npz)
     prepare_smmnist(out, num_sequences=3, seq_len=4, image_size=16, mnist_path=mnist_npz,
                     force=True)

@@ -29,9 +29,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from hvrnn.data.base import register_prepared
-from hvrnn.data.manifest import ArrayWriter, begin_preparation, write_manifest
+from hvrnn.data.manifest import ArrayWriter, begin_preparation, command_args
 from hvrnn.data.transforms import natural_key
 from hvrnn.errors import DataError
+from hvrnn.io.files import reason
 
 FRAMES = 30
 SIZE = 64
@@ -193,7 +194,8 @@ class _Source:
             try:
                 self.tar = stack.enter_context(tarfile.open(self.src))
             except (tarfile.TarError, OSError) as exc:
-                raise DataError(f"BAIR source '{self.src}' is not a readable tar: {exc}") from None
+                raise DataError(f"BAIR source '{self.src}' is not a readable tar: "
+                                f"{reason(exc)}") from None
             for m in self.tar.getmembers():
                 match = _SPLIT_RE.search(m.name)
                 if m.isfile() and match:
@@ -231,10 +233,9 @@ def prepare_bair(src: str | Path, out: str | Path, force: bool = False) -> Path:
         The output folder. Arrays are uint8 ``(N, 30, 64, 64, 3)``, byte-identical to the
         ``image_aux1`` payloads.
     """
-    command = f"hvrnn data bair {src} --out {out}"
     with ExitStack() as stack:
-        source = _Source(src, stack)
-        out = begin_preparation(out, force, command)
+        source = _Source(src, stack)  # a missing or unreadable source is refused first
+        prep = stack.enter_context(begin_preparation(out, force, command_args("bair", src)))
         splits, files, records = {}, [], {}
         for split in SPLITS:
             entries = source.files[split]
@@ -246,16 +247,8 @@ def prepare_bair(src: str | Path, out: str | Path, force: bool = False) -> Path:
                     counts.append(count_tfrecords(fh, f"{src}:{name}"))
             total = sum(counts)
             shape = (total, FRAMES, SIZE, SIZE, 3)
-            writer = ArrayWriter(out / f"{split}.npy", shape)
-            i = 0
-            with tqdm(total=total, desc=f"bair {split}", disable=None) as bar:
-                for name, handle in entries:
-                    with source.open(handle) as fh:
-                        for k, payload in enumerate(read_tfrecord(fh, f"{src}:{name}")):
-                            writer[i] = example_frames(payload, f"'{src}:{name}' record {k}")
-                            i += 1
-                            bar.update()
-            writer.close()
+            with ArrayWriter(prep.temp(f"{split}.npy"), shape) as writer:
+                _convert(source, entries, writer, total, split, src)
             splits[split] = {"file": f"{split}.npy", "layout": "clips", "count": total,
                              "shape": list(shape)}
             files.append(f"{split}.npy")
@@ -264,9 +257,23 @@ def prepare_bair(src: str | Path, out: str | Path, force: bool = False) -> Path:
                   "feature": FRAME_KEY.format("<i>"),
                   "order": "files in natural filename order, then records in file order",
                   "records": records}
-        write_manifest(out, dataset="bair", source=str(src), parameters=params, splits=splits,
-                       files=files, prepare_command=command)
-    return out
+        prep.write_manifest(dataset="bair", source=str(src), parameters=params, splits=splits,
+                            files=files)
+    return prep.path
+
+
+def _convert(source: _Source, entries: list[tuple[str, object]], writer: ArrayWriter,
+             total: int, split: str, src: str | Path) -> None:
+    """Every record of ``entries`` into ``writer``, in order."""
+    i = 0
+    with tqdm(total=total, desc=f"bair {split}", disable=None) as bar:
+        for name, handle in entries:
+            with source.open(handle) as fh:
+                for k, payload in enumerate(read_tfrecord(fh, f"{src}:{name}")):
+                    writer[i] = example_frames(payload, f"'{src}:{name}' record {k}")
+                    i += 1
+                    bar.update()
+    writer.close()
 
 
 # Train: random windows in the 30 frames; test: the windows from frame 0.

@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from hvrnn.config import DataConfig
-from hvrnn.data.manifest import check_file, read_manifest
+from hvrnn.data.manifest import again, check_file, prepare_args, read_manifest
 from hvrnn.errors import DataError
 from hvrnn.io.frames import to_float
 
@@ -72,10 +72,13 @@ def register_prepared(name: str, prepare_hint: str, split_files: Mapping[str, st
 
 
 def prepare_hint(cfg: DataConfig) -> str:
+    """The command that prepares ``cfg.root`` (no manifest to take the arguments from)."""
+    import shlex
+
     entry = DATASETS.get(cfg.name)
     if entry is None:
         return ""
-    return entry.prepare_hint.format(root=cfg.root, size=cfg.image_size)
+    return entry.prepare_hint.format(root=shlex.quote(str(cfg.root)), size=cfg.image_size)
 
 
 def build_dataset(cfg: DataConfig, split: str) -> Dataset:
@@ -117,11 +120,13 @@ def open_manifest(cfg: DataConfig, dataset: str) -> dict[str, Any]:
         raise DataError(f"data root '{root}' holds a {manifest['dataset']!r} dataset, but "
                         f"data.name={dataset!r}")
     params = manifest["parameters"]
-    for key, cfg_key, value in (("image_size", "data.image_size", cfg.image_size),
-                                ("channels", "data.channels", cfg.channels)):
+    for key, cfg_key, value, option in (
+            ("image_size", "data.image_size", cfg.image_size, "--size"),
+            ("channels", "data.channels", cfg.channels, "--channels")):
         if params.get(key) != value:
+            change = {option: value} if option in prepare_args(manifest) else {}
             raise DataError(f"data root '{root}' was prepared with {key}={params.get(key)}, but "
-                            f"{cfg_key}={value}; prepare it again with: {hint} --force")
+                            f"{cfg_key}={value}", hint=again(root, manifest, change))
     return manifest
 
 
@@ -229,7 +234,7 @@ def open_prepared(cfg: DataConfig, split: str, dataset: str, split_files: Mappin
     info = manifest["splits"].get(stored)
     if info is None:
         raise DataError(f"data root '{cfg.root}' holds no {stored!r} split (it has "
-                        f"{list(manifest['splits'])}); prepare it with: {prepare_hint(cfg)}")
+                        f"{list(manifest['splits'])})", hint=again(cfg.root, manifest))
     for name in (info["file"], info.get("offsets")):
         if name:
             check_file(cfg.root, name, manifest, hash_check=False)

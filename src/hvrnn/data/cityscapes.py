@@ -28,12 +28,13 @@ import zipfile
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from hvrnn.data.base import register_prepared
-from hvrnn.data.manifest import ArrayWriter, begin_preparation, write_manifest
+from hvrnn.data.manifest import ArrayWriter, begin_preparation, command_args
 from hvrnn.data.transforms import center_square, resize_frames
 from hvrnn.errors import DataError
 
@@ -110,11 +111,28 @@ def prepare_cityscapes(src: str | Path, out: str | Path, size: int = 128, force:
     """
     if size < 1:
         raise DataError(f"size={size} is invalid: expected >= 1")
-    command = f"hvrnn data cityscapes {src} --out {out} --size {size}"
+    args = command_args("cityscapes", src, size=size, workers=workers or None)
     src = Path(src)
     groups = _list_source(src)
-    out = begin_preparation(out, force, command)
-    splits, files, dropped = {}, [], {}
+    with begin_preparation(out, force, args) as prep:
+        splits, dropped = _write_splits(prep, src, groups, size, workers)
+        if not splits:
+            raise DataError(f"Cityscapes source '{src}' has no snippet of exactly {FRAMES} "
+                            "frames")
+        params = {"image_size": size, "channels": 3, "frames": FRAMES,
+                  "crop": "centre square, (W - H) // 2 columns off the left",
+                  "resize": "bilinear, half-pixel centres, no antialiasing",
+                  "dropped_snippets": dropped}
+        prep.write_manifest(dataset="cityscapes", source=str(src), parameters=params,
+                            splits=splits, files=[v["file"] for v in splits.values()])
+    return prep.path
+
+
+def _write_splits(prep: Any, src: Path, groups: dict, size: int, workers: int
+                  ) -> tuple[dict[str, Any], dict[str, int]]:
+    """Every split's snippets of exactly 30 frames into ``<split>.npy``; returns the
+    manifest's split entries and the number of snippets dropped per split."""
+    splits, dropped = {}, {}
     pool = ProcessPoolExecutor(workers) if workers > 0 else None
     try:
         for split in SPLITS:
@@ -127,28 +145,19 @@ def prepare_cityscapes(src: str | Path, out: str | Path, size: int = 128, force:
                 continue
             jobs = [(str(src), [n for _, n in sorted(groups[split][k])], size) for k in kept]
             shape = (len(kept), FRAMES, size, size, 3)
-            writer = ArrayWriter(out / f"{split}.npy", shape)
-            results = pool.map(_read_snippet, jobs) if pool else map(_read_snippet, jobs)
-            for i, clip in enumerate(tqdm(results, total=len(jobs), desc=f"cityscapes {split}",
-                                          disable=None)):
-                writer[i] = clip
-            writer.close()
+            with ArrayWriter(prep.temp(f"{split}.npy"), shape) as writer:
+                results = pool.map(_read_snippet, jobs) if pool else map(_read_snippet, jobs)
+                for i, clip in enumerate(tqdm(results, total=len(jobs),
+                                              desc=f"cityscapes {split}", disable=None)):
+                    writer[i] = clip
+                writer.close()
             splits[split] = {"file": f"{split}.npy", "layout": "clips", "count": len(kept),
                              "shape": list(shape),
                              "snippets": [f"{city}_{seq:06d}" for city, seq in kept]}
-            files.append(f"{split}.npy")
     finally:
         if pool is not None:
             pool.shutdown()
-    if not splits:
-        raise DataError(f"Cityscapes source '{src}' has no snippet of exactly {FRAMES} frames")
-    params = {"image_size": size, "channels": 3, "frames": FRAMES,
-              "crop": "centre square, (W - H) // 2 columns off the left",
-              "resize": "bilinear, half-pixel centres, no antialiasing",
-              "dropped_snippets": dropped}
-    write_manifest(out, dataset="cityscapes", source=str(src), parameters=params, splits=splits,
-                   files=files, prepare_command=command)
-    return out
+    return splits, dropped
 
 
 # Train: official train (45,000 draws per epoch by default, snippet i mod N); test and val:

@@ -19,10 +19,10 @@ import re
 from pathlib import Path
 
 from hvrnn.data.base import register_prepared
-from hvrnn.data.manifest import begin_preparation, write_manifest
+from hvrnn.data.manifest import begin_preparation, command_args
 from hvrnn.data.transforms import natural_key, resize_frames
 from hvrnn.data.videos import read_video, write_video_splits
-from hvrnn.errors import DataError
+from hvrnn.errors import DataError, require
 
 ACTIONS = ("boxing", "handclapping", "handwaving", "jogging", "running", "walking")
 TRAIN_PERSONS = range(1, 17)
@@ -50,7 +50,8 @@ def prepare_kth(src: str | Path, out: str | Path, size: int = 64, force: bool = 
     Returns:
         The output folder.
     """
-    command = f"hvrnn data kth {src} --out {out} --size {size}"
+    args = command_args("kth", src, size=size)
+    require("av", purpose="decoding the KTH videos")
     src = Path(src)
     if not src.is_dir():
         raise DataError(f"KTH source '{src}' is not a folder (unzip the six action archives "
@@ -67,19 +68,19 @@ def prepare_kth(src: str | Path, out: str | Path, size: int = 64, force: bool = 
         "train": [n for n in names if found[n][1]["person"] in TRAIN_PERSONS],
         "test": [n for n in names if found[n][1]["person"] in TEST_PERSONS],
     }
-    out = begin_preparation(out, force, command)
     videos = [(n, lambda p=found[n][0]: read_video(p, fmt="gray")) for n in names]
-    splits, files = write_video_splits(
-        out, videos, assignment, size, 1,
-        lambda frames: resize_frames(frames, size, antialias=True),
-        meta=lambda n: found[n][1], desc="kth")
-    params = {"image_size": size, "channels": 1, "actions": list(ACTIONS),
-              "train_persons": [TRAIN_PERSONS.start, TRAIN_PERSONS.stop - 1],
-              "test_persons": [TEST_PERSONS.start, TEST_PERSONS.stop - 1],
-              "resize": "whole frame, bilinear with antialiasing"}
-    write_manifest(out, dataset="kth", source=str(src), parameters=params, splits=splits,
-                   files=files, prepare_command=command)
-    return out
+    with begin_preparation(out, force, args) as prep:
+        splits, files = write_video_splits(
+            prep, videos, assignment, size, 1,
+            lambda frames: resize_frames(frames, size, antialias=True),
+            meta=lambda n: found[n][1], desc="kth")
+        params = {"image_size": size, "channels": 1, "actions": list(ACTIONS),
+                  "train_persons": [TRAIN_PERSONS.start, TRAIN_PERSONS.stop - 1],
+                  "test_persons": [TEST_PERSONS.start, TEST_PERSONS.stop - 1],
+                  "resize": "whole frame, bilinear with antialiasing"}
+        prep.write_manifest(dataset="kth", source=str(src), parameters=params, splits=splits,
+                            files=files)
+    return prep.path
 
 
 # Train: random windows inside one video; test: the windows from frame 0.

@@ -1,8 +1,11 @@
-"""Prepared-dataset folders: safe output handling, ``manifest.json`` and integrity checks.
+"""Prepared-dataset folders: ``manifest.json``, how a preparation writes its folder, and the
+command that prepares a folder again.
 
 A prepared dataset is one folder holding uint8 ``.npy`` arrays and a ``manifest.json`` that records
-where the data came from, the preparation parameters, the number of clips per split and the
-SHA-256 and size of every data file. The manifest is written last, so a folder without one is an
+where the data came from, the preparation parameters, the number of clips per split, the SHA-256,
+size, dtype and shape of every data file, and the arguments of the command that prepared it. A
+preparation writes every file under a temporary name and renames them into place when all are
+complete, the manifest last (:class:`Preparation`), so a folder without a manifest is an
 interrupted or foreign preparation and is never read.
 
 Manifest format (``format_version`` 1)::
@@ -15,128 +18,135 @@ Manifest format (``format_version`` 1)::
       "splits": {"test": {"file": "test.npy", "layout": "clips", "count": 256,
                           "frames": 7680, "shape": [256, 30, 64, 64, 3]}, ...},
       "counts": {"test": 256, ...},
-      "files": {"test.npy": {"sha256": "...", "bytes": 94371968}, ...},
+      "files": {"test.npy": {"sha256": "...", "bytes": 94371968,
+                             "array": {"dtype": "uint8", "shape": [256, 30, 64, 64, 3]}},
+                "digits.npz": {"sha256": "...", "bytes": ...,
+                               "arrays": {"train": {"dtype": "uint8", "shape": [...]}, ...}}},
+      "prepare_args": ["data", "bair", "SRC"],   # the command, without --out and --force
       "prepare_command": "hvrnn data bair SRC --out DIR",
       "library_version": "0.1.0"
     }
 
 ``layout`` is ``clips`` (one array ``(N, T, H, W, C)``) or ``videos`` (frames of all videos
 concatenated, ``(F, H, W, C)``, plus ``offsets``: int64 ``(N + 1,)`` so that video ``i`` is
-``frames[offsets[i]:offsets[i + 1]]``).
+``frames[offsets[i]:offsets[i + 1]]``). The checks of a folder against its manifest are in
+:mod:`hvrnn.data.integrity`.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import shlex
+import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from hvrnn.data.writers import ArrayWriter, FrameStreamWriter, save_array, save_json
 from hvrnn.errors import DataError
-from hvrnn.io.files import prepare_output_dir, sha256_file
-from hvrnn.io.npy import NpyWriter
+from hvrnn.io.files import reading, sha256_file
+from hvrnn.io.npy import read_header
+from hvrnn.io.output import OutputFolder
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 
+__all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "ArrayWriter", "FrameStreamWriter", "Preparation",
+           "begin_preparation", "check_file", "command_args", "fix_command", "read_manifest",
+           "save_array", "save_json", "verify", "write_manifest"]
 
-def begin_preparation(out: str | Path, force: bool, command: str) -> Path:
-    """Create ``out`` for a new preparation, refusing to reuse a non-empty folder.
 
-    With ``force`` the old manifest is removed first (so a crash leaves the folder marked as
-    unprepared); other files are overwritten one by one when the new ones are complete, never
-    deleted wholesale.
+# ---- the command that prepares a folder --------------------------------------------------------
 
-    Raises:
-        DataError: ``out`` is a file, or a non-empty folder and ``force`` is false.
-    """
-    out = prepare_output_dir(out, force=force, error=DataError,
-                             advice=f"pass --force (force=True) to replace the prepared files "
-                                    f"in it ({command})")
-    (out / MANIFEST_NAME).unlink(missing_ok=True)
+
+def command_args(dataset: str, *positional: Any, **options: Any) -> list[str]:
+    """``["data", dataset, *positional, "--opt", "value", ...]``: the arguments of ``hvrnn``
+    that prepare a dataset (option names with dashes; True: a flag; False or None: left out)."""
+    args = ["data", dataset, *(str(p) for p in positional)]
+    for key, value in options.items():
+        if value is None or value is False:
+            continue
+        args.append("--" + key.replace("_", "-"))
+        if value is not True:
+            args.append(str(value))
+    return args
+
+
+def prepare_args(manifest: Mapping[str, Any]) -> list[str]:
+    """The recorded preparation arguments (older manifests: parsed from ``prepare_command``),
+    without ``--out`` and ``--force``; empty when unknown."""
+    if isinstance(manifest.get("prepare_args"), list):
+        return [str(a) for a in manifest["prepare_args"]]
+    try:
+        words = shlex.split(str(manifest.get("prepare_command", "")))
+    except ValueError:
+        return []
+    if words[:2] != ["hvrnn", "data"]:
+        return []
+    out, skip = [], False
+    for word in words[1:]:
+        if skip:
+            skip = False
+        elif word == "--out":
+            skip = True
+        elif word != "--force":
+            out.append(word)
     return out
 
 
-class ArrayWriter:
-    """Writes a uint8 ``.npy`` array of known shape in pieces, without holding it in memory.
-
-    Data goes to ``<name>.partial`` and is renamed to ``<name>`` by :meth:`close`, so a crash
-    never leaves a truncated file under the final name.
-    """
-
-    def __init__(self, path: str | Path, shape: tuple[int, ...], dtype: Any = np.uint8):
-        self.path = Path(path)
-        self.tmp = self.path.with_name(self.path.name + ".partial")
-        self.array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=dtype, shape=shape)
-
-    def __setitem__(self, index: Any, value: np.ndarray) -> None:
-        self.array[index] = value
-
-    def close(self) -> Path:
-        self.array.flush()
-        del self.array
-        os.replace(self.tmp, self.path)
-        return self.path
+def fix_command(folder: str | Path, manifest_or_args: Mapping[str, Any] | list[str],
+                changes: Mapping[str, Any] | None = None) -> str:
+    """The shell command that prepares ``folder`` again with its original arguments (and
+    ``changes``, e.g. ``{"--seq-len": 40}``), quoted for the shell; "" when unknown."""
+    args = list(manifest_or_args) if isinstance(manifest_or_args, list) else \
+        prepare_args(manifest_or_args)
+    if not args:
+        return ""
+    for option, value in (changes or {}).items():
+        if option in args:
+            args[args.index(option) + 1] = str(value)
+        else:
+            args += [option, str(value)]
+    lead = 2
+    while lead < len(args) and not args[lead].startswith("--"):
+        lead += 1
+    return shlex.join(["hvrnn", *args[:lead], "--out", str(folder), *args[lead:], "--force"])
 
 
-class FrameStreamWriter:
-    """Writes videos of different lengths as one uint8 array ``(F, H, W, C)`` plus offsets.
-
-    Frames are streamed into ``<name>.npy.partial`` (renamed by :meth:`close`); :meth:`close`
-    also writes the int64 offsets ``(N + 1,)`` to ``<name>_offsets.npy``.
-    """
-
-    def __init__(self, path: str | Path, frame_shape: tuple[int, int, int]):
-        self.path = Path(path)
-        self.offsets_path = self.path.with_name(self.path.stem + "_offsets.npy")
-        self.frame_shape = tuple(frame_shape)
-        self.tmp = self.path.with_name(self.path.name + ".partial")
-        self.file = open(self.tmp, "wb")  # noqa: SIM115  (closed by close())
-        self.writer = NpyWriter(self.file, self.frame_shape, np.uint8)
-        self.lengths: list[int] = []
-
-    def add(self, frames: np.ndarray) -> None:
-        """Append one video, uint8 ``(T, H, W, C)``."""
-        if frames.dtype != np.uint8 or tuple(frames.shape[1:]) != self.frame_shape:
-            raise DataError(f"video frames {frames.dtype} {frames.shape[1:]} do not match "
-                            f"uint8 {self.frame_shape} of '{self.path}'")
-        self.writer.write(frames)
-        self.lengths.append(int(frames.shape[0]))
-
-    def close(self) -> tuple[Path, Path]:
-        self.writer.close()
-        self.file.close()
-        os.replace(self.tmp, self.path)
-        offsets = np.concatenate([[0], np.cumsum(self.lengths)]).astype(np.int64)
-        save_array(self.offsets_path, offsets)
-        return self.path, self.offsets_path
+def again(folder: str | Path, manifest: Mapping[str, Any], changes: Mapping[str, Any] | None
+          = None) -> str:
+    """``"prepare the folder again with: <command>"``, or "" when the command is unknown."""
+    command = fix_command(folder, manifest, changes)
+    return f"prepare it again with: {command}" if command else ""
 
 
-def save_array(path: str | Path, array: np.ndarray) -> Path:
-    """Save a small array atomically (``.partial`` then rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    with open(tmp, "wb") as fh:
-        np.lib.format.write_array(fh, np.ascontiguousarray(array), allow_pickle=False)
-    os.replace(tmp, path)
-    return path
+# ---- writing -----------------------------------------------------------------------------------
 
 
-def save_json(path: str | Path, obj: Any) -> Path:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
-    return path
+def describe_array(path: Path) -> dict[str, Any]:
+    """``{"array": {dtype, shape}}`` of an ``.npy`` file, ``{"arrays": {name: ...}}`` of the
+    members of an ``.npz`` archive, ``{}`` for other files."""
+    if path.suffix == ".npy":
+        with open(path, "rb") as f:
+            shape, dtype, _, _ = read_header(f)
+        return {"array": {"dtype": dtype.name, "shape": list(shape)}}
+    if path.suffix == ".npz":
+        members = {}
+        with zipfile.ZipFile(path) as z:
+            for name in z.namelist():
+                with z.open(name) as f:
+                    shape, dtype, _, _ = read_header(f)
+                members[name[:-4]] = {"dtype": dtype.name, "shape": list(shape)}
+        return {"arrays": members}
+    return {}
 
 
 def write_manifest(out: str | Path, *, dataset: str, source: str,
                    parameters: Mapping[str, Any], splits: Mapping[str, Mapping[str, Any]],
-                   files: Iterable[str], prepare_command: str) -> dict[str, Any]:
-    """Hash ``files`` (names relative to ``out``) and write ``out/manifest.json``.
+                   files: Iterable[str], prepare_command: str,
+                   prepare_args: list[str] | None = None,
+                   locations: Mapping[str, Path] | None = None) -> dict[str, Any]:
+    """Hash and describe ``files`` (names relative to ``out``) and write ``out/manifest.json``.
 
     Args:
         out: the prepared folder.
@@ -145,18 +155,23 @@ def write_manifest(out: str | Path, *, dataset: str, source: str,
         parameters: preparation parameters; must hold ``image_size`` and ``channels``.
         splits: per split, ``file``, ``layout`` and ``count`` (plus ``offsets`` for videos).
         files: every data file of the folder.
-        prepare_command: the command line that prepares this folder (for error messages).
+        prepare_command: the command line that prepared this folder.
+        prepare_args: its arguments without ``--out`` and ``--force`` (:func:`command_args`),
+            from which error messages rebuild the command for the folder at hand.
+        locations: where each file (and the manifest) is written now, when that is not
+            ``out/<name>`` (the temporary names of a :class:`Preparation`).
 
     Returns:
         The manifest as a dict.
     """
     from hvrnn import __version__
 
-    out = Path(out)
+    out, where = Path(out), dict(locations or {})
     entries = {}
     for name in sorted(set(files)):
-        p = out / name
-        entries[name] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+        p = where.get(name, out / name)
+        entries[name] = {"sha256": sha256_file(p), "bytes": p.stat().st_size,
+                         **describe_array(p)}
     manifest = {
         "format_version": FORMAT_VERSION,
         "dataset": dataset,
@@ -165,78 +180,130 @@ def write_manifest(out: str | Path, *, dataset: str, source: str,
         "splits": {k: dict(v) for k, v in splits.items()},
         "counts": {k: int(v["count"]) for k, v in splits.items()},
         "files": entries,
+        **({"prepare_args": list(prepare_args)} if prepare_args else {}),
         "prepare_command": prepare_command,
         "library_version": __version__,
     }
-    save_json(out / MANIFEST_NAME, manifest)
+    save_json(where.get(MANIFEST_NAME, out / MANIFEST_NAME), manifest)
     return manifest
 
 
+class Preparation(OutputFolder):
+    """The output folder of a dataset preparation (an :class:`~hvrnn.io.output.OutputFolder`
+    with the manifest as its completion marker).
+
+    ``with begin_preparation(out, force, args) as prep:`` write each file to
+    ``prep.temp(name)``, then call :meth:`write_manifest`; the files appear when the block ends.
+    """
+
+    def __init__(self, out: str | Path, force: bool, args: list[str]) -> None:
+        self.args = list(args)
+        super().__init__(out, force=force, what="data folder", error=DataError,
+                         advice="choose another --out or pass --force to replace its "
+                                "prepared files")
+
+    def write_manifest(self, **fields: Any) -> dict[str, Any]:
+        """:func:`write_manifest` over the files written so far (see its arguments)."""
+        self.temp(MANIFEST_NAME, marker=True)
+        command = shlex.join(["hvrnn", *self.args[:2], "--out", str(self.path),
+                              *self.args[2:]])
+        return write_manifest(self.path, prepare_command=command, prepare_args=self.args,
+                              locations=dict(self.files), **fields)
+
+
+def begin_preparation(out: str | Path, force: bool, args: list[str] | str) -> Preparation:
+    """The :class:`Preparation` of ``out``; entering it refuses a non-empty folder unless
+    ``force``, creates the folder and takes its lock.
+
+    With ``force`` the files of the earlier preparation stay readable until the new ones are
+    complete; then the old manifest is removed, the new files renamed into place and the new
+    manifest written last.
+
+    Args:
+        args: the preparing command's arguments (:func:`command_args`).
+    """
+    return Preparation(out, force, shlex.split(args)[1:] if isinstance(args, str) else args)
+
+
+# ---- reading -----------------------------------------------------------------------------------
+
+
 def read_manifest(root: str | Path, hint: str = "") -> dict[str, Any]:
-    """Load ``root/manifest.json``.
+    """Load ``root/manifest.json`` and check it against itself.
 
     Args:
         root: a prepared dataset folder.
         hint: the command that prepares it, quoted in error messages.
 
     Raises:
-        DataError: the folder or its manifest is missing, unreadable or of another format.
+        DataError: the folder or its manifest is missing, unreadable, of another format, or
+            contradicts itself (:func:`hvrnn.data.integrity.check_manifest`).
     """
+    from hvrnn.data.integrity import check_manifest
+
     root = Path(root)
-    how = f"; prepare it with: {hint}" if hint else ""
+    how = f"prepare it with: {hint}" if hint else ""
     if not root.exists():
-        raise DataError(f"data root '{root}' does not exist{how}")
+        raise DataError(f"data root '{root}' does not exist", hint=how)
     if not root.is_dir():
-        raise DataError(f"data root '{root}' is not a folder{how}")
+        raise DataError(f"data root '{root}' is not a folder", hint=how)
     path = root / MANIFEST_NAME
     if not path.is_file():
         raise DataError(f"data root '{root}' has no {MANIFEST_NAME} (not prepared, or the "
-                        f"preparation was interrupted){how}")
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DataError(f"manifest '{path}' cannot be read: {exc}") from None
+                        f"preparation was interrupted)", hint=how)
+    with reading(path, "manifest", DataError):
+        manifest = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
         version = manifest.get("format_version") if isinstance(manifest, dict) else None
         raise DataError(f"manifest '{path}' has format_version {version!r}; this library reads "
-                        f"version {FORMAT_VERSION}{how}")
+                        f"version {FORMAT_VERSION}", hint=how)
     for key in ("dataset", "parameters", "splits", "files"):
         if key not in manifest:
-            raise DataError(f"manifest '{path}' lacks the key {key!r}{how}")
+            raise DataError(f"manifest '{path}' lacks the key {key!r}", hint=how)
+    check_manifest(root, manifest)
     return manifest
 
 
 def check_file(root: str | Path, name: str, manifest: Mapping[str, Any],
                hash_check: bool = True) -> Path:
-    """Check one data file against its manifest entry (existence, size, optionally SHA-256).
+    """Check one data file against its manifest entry: existence, size, dtype and shape of its
+    arrays, and with ``hash_check`` the SHA-256.
 
     Raises:
-        DataError: naming the file, when it is missing, truncated, too long or corrupt.
+        DataError: naming the file, when it is missing, truncated, too long, corrupt or holds
+            arrays other than those recorded; with the command that prepares the folder again.
     """
+    from hvrnn.data.integrity import check_arrays
+
     root = Path(root)
     path = root / name
-    redo = manifest.get("prepare_command", "")
-    how = f"; prepare the folder again with: {redo} --force" if redo else ""
+    how = again(root, manifest)
     entry = manifest["files"].get(name)
     if entry is None:
-        raise DataError(f"data file '{path}' is not listed in {root / MANIFEST_NAME}{how}")
+        raise DataError(f"data file '{path}' is not listed in {root / MANIFEST_NAME}", hint=how)
     if not path.is_file():
-        raise DataError(f"data file '{path}' is missing{how}")
+        raise DataError(f"data file '{path}' is missing", hint=how)
     size = path.stat().st_size
     if size != entry["bytes"]:
         state = "truncated" if size < entry["bytes"] else "longer than recorded"
         raise DataError(f"data file '{path}' is {state}: {size} bytes, the manifest records "
-                        f"{entry['bytes']}{how}")
+                        f"{entry['bytes']}", hint=how)
     if hash_check:
-        digest = sha256_file(path)
+        with reading(path, "data file", DataError):
+            digest = sha256_file(path)
         if digest != entry["sha256"]:
             raise DataError(f"data file '{path}' is corrupt: SHA-256 {digest[:16]}... differs "
-                            f"from the manifest's {entry['sha256'][:16]}...{how}")
+                            f"from the manifest's {entry['sha256'][:16]}...", hint=how)
+    check_arrays(root, name, manifest)
     return path
 
 
 def verify(root: str | Path) -> dict[str, Any]:
-    """Check every file of a prepared dataset against its manifest (size and SHA-256).
+    """Check a prepared dataset against its manifest and the manifest against itself.
+
+    Every file listed must exist with the recorded size and SHA-256, and every array in it with
+    the dtype and shape the manifest records for it and for its split (count of clips, frame
+    size, channels).
 
     Args:
         root: a prepared dataset folder.
@@ -245,7 +312,8 @@ def verify(root: str | Path) -> dict[str, Any]:
         The manifest, when everything matches.
 
     Raises:
-        DataError: one message naming the first missing, truncated or corrupt file.
+        DataError: one message naming the first missing, truncated, corrupt or mismatching
+            file, and the command that prepares the folder again.
     """
     manifest = read_manifest(root)
     for name in manifest["files"]:

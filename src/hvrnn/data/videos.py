@@ -17,6 +17,7 @@ layout): ``<split>.npy`` uint8 ``(F, S, S, C)``, ``<split>_offsets.npy`` int64 `
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -24,14 +25,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from hvrnn.data.base import register_prepared
-from hvrnn.data.manifest import (
-    FrameStreamWriter,
-    begin_preparation,
-    save_json,
-    write_manifest,
-)
+from hvrnn.data.manifest import FrameStreamWriter, Preparation, begin_preparation, command_args
 from hvrnn.data.transforms import center_square, convert_channels, natural_key, resize_frames
-from hvrnn.errors import DataError
+from hvrnn.errors import DataError, require
+from hvrnn.io.files import read_text, reading
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif", ".m4v", ".mpg", ".mpeg")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
@@ -84,10 +81,8 @@ def list_videos(src: str | Path) -> list[tuple[str, Callable[[], np.ndarray]]]:
     """(name, loader) of every video in ``src`` (see the module docstring), sorted by name."""
     src = Path(src)
     if src.is_file() and src.suffix == ".npy":
-        try:
-            arr = np.load(src, mmap_mode="r")
-        except (OSError, ValueError) as exc:
-            raise DataError(f"cannot read '{src}': {exc}") from None
+        with reading(src, "video array", DataError):
+            arr = np.load(src, mmap_mode="r", allow_pickle=False)
         if arr.dtype != np.uint8 or arr.ndim != 5 or arr.shape[-1] not in (1, 3):
             raise DataError(f"'{src}' holds {arr.dtype} {arr.shape}; expected uint8 "
                             f"(N, T, H, W, C) with C = 1 or 3")
@@ -101,6 +96,8 @@ def list_videos(src: str | Path) -> list[tuple[str, Callable[[], np.ndarray]]]:
             items.append((p.stem, lambda p=p: read_video(p)))
         elif p.is_dir() and any(q.suffix.lower() in IMAGE_EXTENSIONS for q in p.iterdir()):
             items.append((p.name, lambda p=p: read_frame_folder(p)))
+    if any(p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS for p in src.iterdir()):
+        require("av", purpose="decoding video files")
     if not items:
         raise DataError(f"'{src}' holds no video files ({' '.join(VIDEO_EXTENSIONS)}) and no "
                         f"folders of frames")
@@ -129,7 +126,8 @@ def split_names(names: Sequence[str], test_fraction: float, test_list: Sequence[
             path = Path(test_list)
             if not path.is_file():
                 raise DataError(f"test list '{path}' does not exist")
-            test_list = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+            text = read_text(path, "test list", DataError)
+            test_list = [ln.strip() for ln in text.splitlines() if ln.strip()]
         unknown = sorted(set(test_list) - set(names))
         if unknown:
             raise DataError(f"test list names {unknown[0]!r}, which is not a video of the source")
@@ -145,7 +143,7 @@ def split_names(names: Sequence[str], test_fraction: float, test_list: Sequence[
     return {"train": [n for n in names if n not in test], "test": [n for n in names if n in test]}
 
 
-def write_video_splits(out: Path, videos: Sequence[tuple[str, Callable[[], np.ndarray]]],
+def write_video_splits(prep: Preparation, videos: Sequence[tuple[str, Callable[[], np.ndarray]]],
                        assignment: dict[str, list[str]], size: int, channels: int,
                        transform: Callable[[np.ndarray], np.ndarray],
                        meta: Callable[[str], dict] | None = None, desc: str = "videos"
@@ -160,19 +158,21 @@ def write_video_splits(out: Path, videos: Sequence[tuple[str, Callable[[], np.nd
     for split, names in assignment.items():
         if not names:
             continue
-        writer = FrameStreamWriter(out / f"{split}.npy", (size, size, channels))
+        data, offsets = f"{split}.npy", f"{split}_offsets.npy"
         listing = []
-        for name in tqdm(names, desc=f"{desc} {split}", disable=None):
-            frames = transform(loaders[name]())
-            writer.add(frames)
-            extra = meta(name) if meta else {}
-            listing.append({"name": name, "frames": int(len(frames)), **extra})
-        data, offsets = writer.close()
-        save_json(out / f"{split}_videos.json", listing)
-        splits[split] = {"file": data.name, "offsets": offsets.name, "layout": "videos",
+        with FrameStreamWriter(prep.temp(data), (size, size, channels),
+                               offsets_path=prep.temp(offsets)) as writer:
+            for name in tqdm(names, desc=f"{desc} {split}", disable=None):
+                frames = transform(loaders[name]())
+                writer.add(frames)
+                extra = meta(name) if meta else {}
+                listing.append({"name": name, "frames": int(len(frames)), **extra})
+            writer.close()
+        prep.write_text(f"{split}_videos.json", json.dumps(listing, indent=2) + "\n")
+        splits[split] = {"file": data, "offsets": offsets, "layout": "videos",
                          "count": len(names), "frames": int(sum(v["frames"] for v in listing)),
                          "index": f"{split}_videos.json"}
-        files += [data.name, offsets.name, f"{split}_videos.json"]
+        files += [data, offsets, f"{split}_videos.json"]
     return splits, files
 
 
@@ -201,19 +201,23 @@ def prepare_videos(src: str | Path, out: str | Path, *, size: int = 64, channels
         raise DataError(f"channels={channels} is invalid: expected 1 or 3")
     if size < 1:
         raise DataError(f"size={size} is invalid: expected >= 1")
-    command = f"hvrnn data videos {src} --out {out} --size {size} --channels {channels}"
+    args = command_args("videos", src, size=size, channels=channels,
+                        test_fraction=test_fraction if test_list is None else None,
+                        test_list=test_list if isinstance(test_list, (str, Path)) else None,
+                        seed=seed, no_crop=not crop)
     videos = list_videos(src)
     assignment = split_names([n for n, _ in videos], test_fraction, test_list, seed)
-    out = begin_preparation(out, force, command)
-    splits, files = write_video_splits(
-        out, videos, assignment, size, channels,
-        lambda frames: process_frames(frames, size, channels, crop))
-    params = {"image_size": size, "channels": channels, "crop": "centre square" if crop else None,
-              "resize": "bilinear with antialiasing", "test_fraction": test_fraction,
-              "test_list": test_list is not None, "seed": seed}
-    write_manifest(out, dataset="videos", source=str(src), parameters=params, splits=splits,
-                   files=files, prepare_command=command)
-    return out
+    with begin_preparation(out, force, args) as prep:
+        splits, files = write_video_splits(
+            prep, videos, assignment, size, channels,
+            lambda frames: process_frames(frames, size, channels, crop))
+        params = {"image_size": size, "channels": channels,
+                  "crop": "centre square" if crop else None,
+                  "resize": "bilinear with antialiasing", "test_fraction": test_fraction,
+                  "test_list": test_list is not None, "seed": seed}
+        prep.write_manifest(dataset="videos", source=str(src), parameters=params,
+                            splits=splits, files=files)
+    return prep.path
 
 
 # Train: random windows inside one video (data.train_length items per epoch, default one per
