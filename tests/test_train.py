@@ -180,7 +180,7 @@ def test_non_finite_loss_stops_with_diagnostic_and_keeps_checkpoint(tiny_config,
     assert "step_00000003.pt" in str(info.value)
     assert ck.read_checkpoint(tmp_path / "run")["step"] == 3
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
-    assert json.loads(lines[-1]) == {**json.loads(lines[-1]), "kind": "end", "status": "diverged"}
+    assert json.loads(lines[-1]) == {**json.loads(lines[-1]), "kind": "end", "status": "failed"}
 
 
 def test_metrics_log_survives_a_torn_last_line(tmp_path):

@@ -7,7 +7,9 @@ the main process writes files.
 
 from __future__ import annotations
 
+import os
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -68,12 +70,13 @@ class RunHooks:
                         dynamic_ncols=True, disable=(not dist.is_main) or
                         (None if progress is None else not progress))
         self.saved: Path | None = state.restored_from
+        self.protect = nullcontext  # replaced by the run's StopFlag.protect
         self.train_metrics: dict[str, float] = {}
         self.val_metrics: dict[str, float] = {}
         self._window_start, self._window_steps = time.perf_counter(), 0
         self._record({"kind": "start", "step": state.step,
                       "resumed": state.restored_from is not None,
-                      "world_size": dist.world_size, "time": time.time()})
+                      "world_size": dist.world_size, "pid": os.getpid(), "time": time.time()})
 
     def _record(self, record: dict[str, Any]) -> None:
         if self.log_file is not None:
@@ -131,8 +134,9 @@ class RunHooks:
         ckpt = state.to_checkpoint(self.cfg, self.dist, metrics=self.train_metrics,
                                    sampler={"epoch": epoch, "batch": batch,
                                             "seed": self.cfg.train.seed})
-        self.saved = ckpt_io.save_checkpoint(ckpt, self.run_dir,
-                                             keep=self.cfg.train.keep_checkpoints)
+        with self.protect():  # a second Ctrl-C does not cut a save short
+            self.saved = ckpt_io.save_checkpoint(ckpt, self.run_dir,
+                                                 keep=self.cfg.train.keep_checkpoints)
 
     def diverged(self, message: str) -> str:
         """The divergence message, with where the last good checkpoint is."""
@@ -140,9 +144,17 @@ class RunHooks:
                  "; no checkpoint was written yet")
         return message + where
 
-    def close(self, step: int, status: str) -> None:
+    def close(self, step: int, status: str, error: str | None = None) -> None:
+        """Record how the run ended: ``status`` finished, interrupted or failed, the ``error``
+        line of a failure (or of an interrupt that could not save), the last checkpoint. A
+        record that cannot be written (a full disk) does not hide the run's own error."""
         self.bar.close()
         self.tb.close()
-        self._record({"kind": "end", "step": step, "status": status, "time": time.time()})
+        record = {"kind": "end", "step": step, "status": status,
+                  "checkpoint": str(self.saved) if self.saved else None, "time": time.time()}
+        try:
+            self._record({**record, "error": error} if error else record)
+        except OSError:
+            pass
         if self.log_file is not None:
             self.log_file.close()

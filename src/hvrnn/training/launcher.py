@@ -12,27 +12,25 @@ with several processes, optional KL warm-up and gradient clipping.
 from __future__ import annotations
 
 import math
-import signal
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from hvrnn import checkpoint as ckpt_io
 from hvrnn import distributed
-from hvrnn.config import ExperimentConfig, save_config
+from hvrnn.config import ExperimentConfig
 from hvrnn.distributed import DistInfo
-from hvrnn.errors import CheckpointError, UserError
-from hvrnn.io.files import prepare_output_dir
 from hvrnn.log import logger
 from hvrnn.training.batches import BatchPlan, iterate_batches
 from hvrnn.training.engine import TrainingDiverged, autocast_forward, fit
 from hvrnn.training.hooks import RunHooks
+from hvrnn.training.logs import error_line
+from hvrnn.training.rundir import GRACE_SECONDS, RunDirectory, StopFlag, check_run_dir
 from hvrnn.training.state import TrainState
 
 
@@ -42,35 +40,11 @@ class TrainResult:
 
     run_dir: Path
     step: int
-    status: str  # "finished" | "interrupted"
+    status: str  # "finished" | "interrupted" (a checkpoint of the last step was saved)
     checkpoint: Path | None
     train_metrics: dict[str, float] = field(default_factory=dict)
     val_metrics: dict[str, float] = field(default_factory=dict)
     score_term: str = "nelbo"  # the model's teacher-forced score (VideoModel.score_term)
-
-
-class StopFlag:
-    """Set by SIGINT / SIGTERM; the loop saves a checkpoint and returns at the next step."""
-
-    def __init__(self) -> None:
-        self.raised = False
-        self.previous: dict[int, Any] = {}
-
-    def install(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self.previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: leave signals alone
-                pass
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.raised:  # a second Ctrl-C: stop at once
-            raise KeyboardInterrupt
-        self.raised = True
-
-    def restore(self) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
 
 
 # --------------------------------------------------------------------------------------------
@@ -82,38 +56,15 @@ def default_run_dir(cfg: ExperimentConfig) -> Path:
     return Path("runs") / f"{cfg.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-def check_run_dir(run_dir: Path, cfg: ExperimentConfig, resume: bool) -> None:
-    """Refuse to reuse a non-empty run directory without ``resume``; check a resumed one."""
-    if not resume:
-        prepare_output_dir(run_dir, what="run directory", create=False,
-                           advice="pass --resume to continue it, or choose another --run-dir")
-        return
-    if not run_dir.is_dir():
-        raise UserError(f"cannot resume: run directory {str(run_dir)!r} does not exist")
-    saved = run_dir / "config.yaml"
-    if saved.exists():
-        try:
-            old = yaml.safe_load(saved.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise UserError(f"cannot resume: {str(saved)!r} is not valid YAML ({exc})") from None
-        diffs = ckpt_io.config_differences(old, cfg.to_dict())
-        if diffs:
-            key, a, b = diffs[0]
-            raise CheckpointError(f"cannot resume {str(run_dir)!r}: it was started with "
-                                  f"{key}={a!r} but the config has {key}={b!r}")
-
-
 def open_run_dir(run_dir: Path, cfg: ExperimentConfig, resume: bool, dist: DistInfo) -> None:
-    """Check the run directory, then (main process) create it with ``config.yaml``."""
-    check_run_dir(run_dir, cfg, resume)
-    distributed.barrier(dist)
-    if dist.is_main:
-        prepare_output_dir(run_dir, what="run directory", force=True)
-        (run_dir / "checkpoints").mkdir(exist_ok=True)
-        if not (run_dir / "config.yaml").exists():
-            save_config(cfg, run_dir / "config.yaml")
-        ckpt_io.remove_stale_temporaries(run_dir)
-    distributed.barrier(dist)
+    """Check the run directory, then (main process) create it with ``config.yaml`` (without
+    holding its lock afterwards; :func:`train` keeps it locked while it runs)."""
+    folder = RunDirectory(run_dir, cfg, resume, dist)
+    folder.check()
+    try:
+        folder.open()
+    finally:
+        folder.release()
 
 
 def validation_batches(cfg: ExperimentConfig, val_set: Dataset | None) -> list[Tensor]:
@@ -161,6 +112,12 @@ def train(cfg: ExperimentConfig, run_dir: str | Path | None = None, *, resume: b
           progress: bool | None = None) -> TrainResult:
     """Train ``cfg`` into ``run_dir`` (or continue it with ``resume=True``).
 
+    Everything that can be checked is checked before the run directory is created: the device,
+    the memory the model needs, the run directory (and its lock), the data. While the run writes
+    the folder it holds its lock; ``metrics.jsonl`` ends with a ``kind: end`` record whose
+    ``status`` is ``finished``, ``interrupted`` (Ctrl-C or SIGTERM; ``checkpoint`` says where it
+    was saved, or ``error`` that it was not) or ``failed`` (with the ``error`` line).
+
     Args:
         cfg: the full experiment config (saved in the run directory and every checkpoint).
         run_dir: output folder; default ``runs/<name>-<date>``. Must be absent or empty unless
@@ -174,25 +131,42 @@ def train(cfg: ExperimentConfig, run_dir: str | Path | None = None, *, resume: b
         A :class:`TrainResult`.
 
     Raises:
-        UserError: unusable run directory, data or checkpoint (one-line message).
+        UserError: unusable device, run directory (or one locked by another process), data or
+            checkpoint, or a model too large for the device (one-line message).
         TrainingDiverged: a non-finite loss or gradient; the last good checkpoint is kept.
+        KeyboardInterrupt: Ctrl-C pressed again after the grace period: stopped without saving
+            (the message says so and names the last checkpoint).
     """
+    from hvrnn.model.memory import check_memory
+
     dist = distributed.setup(cfg.train.device)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
     try:
-        return _run(cfg, dist, run_dir, resume, train_set, val_set, progress)
+        check_memory(cfg.model, dist.device, training=True)
+        if cfg.train.init_from:  # refuse a missing file before the run directory is made
+            ckpt_io.resolve_checkpoint(cfg.train.init_from)
+        folder = RunDirectory(run_dir, cfg, resume, dist)
+        folder.check()
+        try:
+            train_set, val_batches = _datasets(cfg, dist, train_set, val_set)
+            folder.open()
+            return _run(cfg, dist, folder, resume, train_set, val_batches, progress)
+        except BaseException:
+            folder.abandon()
+            raise
+        finally:
+            folder.release()
     finally:
         distributed.cleanup(dist)
 
 
-def _run(cfg: ExperimentConfig, dist: DistInfo, run_dir: Path, resume: bool,
-         train_set: Dataset | None, val_set: Dataset | None, progress: bool | None
-         ) -> TrainResult:
-    if cfg.train.init_from:  # refuse a missing file before the run directory is made
-        ckpt_io.resolve_checkpoint(cfg.train.init_from)
-    open_run_dir(run_dir, cfg, resume, dist)
-    train_set, val_batches = _datasets(cfg, dist, train_set, val_set)
-    state = TrainState.create(cfg, dist)
+def _run(cfg: ExperimentConfig, dist: DistInfo, folder: RunDirectory, resume: bool,
+         train_set: Dataset, val_batches: list[Tensor], progress: bool | None) -> TrainResult:
+    from hvrnn.model.memory import allocating
+
+    run_dir = folder.path
+    with allocating(cfg.model, training=True):
+        state = TrainState.create(cfg, dist)
     last = ckpt_io.latest_checkpoint(run_dir) if resume else None
     if last is not None:
         state.restore(last, cfg, dist)
@@ -203,19 +177,26 @@ def _run(cfg: ExperimentConfig, dist: DistInfo, run_dir: Path, resume: bool,
                               pin=dist.device.type == "cuda")
     hooks = RunHooks(cfg, dist, run_dir, val_batches, plan, progress, state)
     stop = StopFlag()
+    hooks.protect = stop.protect
+    status, error = "failed", None
     stop.install()
-    status = "failed"
     try:
         status = fit(state, forward, batches, hooks, cfg, dist, lambda: stop.raised)
-    except TrainingDiverged:
-        status = "diverged"
+    except KeyboardInterrupt:
+        status, error = "interrupted", (
+            f"stopped at step {state.step} without saving a checkpoint (Ctrl-C pressed again "
+            f"after {GRACE_SECONDS:g} s); " + (f"the last checkpoint is '{hooks.saved}'"
+                                               if hooks.saved else "no checkpoint was written"))
+        raise KeyboardInterrupt(error) from None
+    except BaseException as exc:
+        error = error_line(exc)
         raise
     finally:
         stop.restore()
-        hooks.close(state.step, status)
+        hooks.close(state.step, status, error)
     if status == "interrupted" and dist.is_main:
-        logger.warning(f"interrupted at step {state.step}; checkpoint {hooks.saved}; continue "
-                       "with --resume")
+        logger.warning(f"interrupted at step {state.step}; checkpoint '{hooks.saved}' saved; "
+                       "continue with --resume")
     return TrainResult(run_dir=run_dir, step=state.step, status=status, checkpoint=hooks.saved,
                        train_metrics=hooks.train_metrics, val_metrics=hooks.val_metrics,
                        score_term=state.model.score_term)
@@ -235,5 +216,6 @@ def format_result(result: TrainResult) -> str:
     return "; ".join(parts)
 
 
-__all__ = ["StopFlag", "TrainResult", "TrainingDiverged", "check_run_dir", "default_run_dir",
+__all__ = ["RunDirectory", "StopFlag", "TrainResult", "TrainingDiverged", "check_run_dir",
+           "default_run_dir",
            "format_result", "open_run_dir", "train", "validation_batches", "wrap_for_training"]
