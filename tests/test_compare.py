@@ -46,13 +46,19 @@ def runs(tmp_path_factory):
     return out
 
 
+def _evaluation(run):
+    """The folder where ``hvrnn evaluate RUN`` wrote (eval/step_<N>/<protocol>-<options>)."""
+    (found,) = sorted((run / "eval").glob(f"step_*/{PROTOCOL}*"))
+    return found
+
+
 def _metrics(folder):
     return json.loads((folder / "metrics.json").read_text())
 
 
 def test_baselines_are_scored_by_hvrnn_evaluate(runs):
-    prednet = _metrics(runs["prednet"] / "eval" / PROTOCOL)
-    savp = _metrics(runs["savp"] / "eval" / PROTOCOL)
+    prednet = _metrics(_evaluation(runs["prednet"]))
+    savp = _metrics(_evaluation(runs["savp"]))
     # The deterministic model is scored with one sample: best = mean = worst.
     assert prednet["n_samples"] == prednet["protocol"]["n_samples"] == 1
     for m in ("psnr", "ssim"):
@@ -65,7 +71,7 @@ def test_baselines_are_scored_by_hvrnn_evaluate(runs):
     for res in (prednet, savp):
         assert res["sampling"]["frames_per_second"] > 0
         assert res["sampling"]["frames"] == res["n_sequences"] * res["n_samples"] * 10
-    with np.load(runs["prednet"] / "eval" / PROTOCOL / "predictions.npz") as z:
+    with np.load(_evaluation(runs["prednet"]) / "predictions.npz") as z:
         assert z["samples"].shape == (4, 1, 10, 32, 32, 1)
 
 
@@ -91,7 +97,7 @@ def test_compare_writes_table_curves_and_figures(runs, tmp_path, capsys):
     # PredNet and SAVP reuse their evaluations; the VRNN is evaluated into the output folder,
     # on as many sequences as the reused ones.
     where = {e["label"]: e["metrics"] for e in summary["entries"]}
-    assert where["PredNet"] == str(runs["prednet"] / "eval" / PROTOCOL / "metrics.json")
+    assert where["PredNet"] == str(_evaluation(runs["prednet"]) / "metrics.json")
     assert where["VRNN"] == str(out / "evaluations" / "VRNN" / "metrics.json")
     vrnn = _metrics(out / "evaluations" / "VRNN")
     assert vrnn["n_sequences"] == 4 and vrnn["n_samples"] == 10
@@ -133,9 +139,9 @@ def test_compare_writes_table_curves_and_figures(runs, tmp_path, capsys):
 
 
 def test_predictions_files_and_evaluation_folders_are_entries(runs, tmp_path):
-    pred = runs["savp"] / "eval" / PROTOCOL / "predictions.npz"
+    pred = _evaluation(runs["savp"]) / "predictions.npz"
     out = tmp_path / "cmp2"
-    assert main(["compare", str(pred), str(runs["prednet"] / "eval" / PROTOCOL),
+    assert main(["compare", str(pred), str(_evaluation(runs["prednet"])),
                  "--protocol", PROTOCOL, "--out", str(out), "--data-root", str(runs["data"]),
                  "--show", "random", "--labels", "savp", "prednet"]) == 0
     summary = json.loads((out / "compare.json").read_text())
@@ -151,9 +157,9 @@ def _one_error_line(capsys, argv, needle):
 
 
 def test_mixed_protocols_and_bad_input_are_refused(runs, tmp_path, capsys):
-    good = runs["prednet"] / "eval" / PROTOCOL
+    good = _evaluation(runs["prednet"])
     other = tmp_path / "other_settings"
-    shutil.copytree(runs["savp"] / "eval" / PROTOCOL, other)
+    shutil.copytree(_evaluation(runs["savp"]), other)
     res = _metrics(other)
     res["protocol"]["max_sequences"] = 3
     (other / "metrics.json").write_text(json.dumps(res))

@@ -112,9 +112,10 @@ def run_demo(out: str | Path | None = None, data: str | Path = "data/smmnist32",
 
     t0 = time.time()
     out = prepare_output_dir(out or Path("demo") / datetime.now().strftime("%Y%m%d-%H%M%S"),
-                             advice="choose another --out")
+                             advice="choose another --out", create=False)
     data = Path(data)
     _ensure_data(data, mnist)
+    out = prepare_output_dir(out, advice="choose another --out")
     t_data = time.time() - t0
     cfg = demo_config(data, steps or DEMO_STEPS)
     save_checkpoint(make_checkpoint(model=build_initial_model(cfg), step=0, cfg=cfg),

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,9 +19,10 @@ import torch
 from hvrnn import viz
 from hvrnn.checkpoint import default_output_base, load_checkpoint, resolve_checkpoint
 from hvrnn.distributed import resolve_device
-from hvrnn.errors import UserError
-from hvrnn.io.files import prepare_output_dir
+from hvrnn.errors import UserError, require
+from hvrnn.io.files import reading, write_bytes_atomically
 from hvrnn.io.frames import to_float, to_uint8
+from hvrnn.io.output import OutputFolder
 from hvrnn.sampling import sample
 
 
@@ -36,25 +39,9 @@ def read_context_file(path: str | Path, n_ctx: int, image_size: int, channels: i
     """
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"context file {str(path)!r} does not exist")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read context file {str(path)!r}: {exc}") from None
-    truth = None
-    if isinstance(loaded, np.lib.npyio.NpzFile):
-        with loaded:
-            keys = list(loaded.keys())
-            if "context" in keys:
-                clips = loaded["context"]
-                truth = loaded["truth"] if "truth" in keys else None
-            elif len(keys) == 1:
-                clips = loaded[keys[0]]
-            else:
-                raise UserError(f"context file {str(path)!r} has keys {keys}; expected "
-                                f"'context' (and optionally 'truth')")
-    else:
-        clips = loaded
+        raise UserError(f"context file '{path}' does not exist")
+    with reading(path, "context file"):
+        clips, truth = _load_clips(path)
     arrays = [("clips", clips)] + ([("truth", truth)] if truth is not None else [])
     out = []
     for name, arr in arrays:
@@ -76,6 +63,21 @@ def read_context_file(path: str | Path, n_ctx: int, image_size: int, channels: i
     return context, (clips_t[:, n_ctx:] if clips_t.shape[1] > n_ctx else None)
 
 
+def _load_clips(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """(clips, truth or None) of an ``.npy`` / ``.npz`` file, read whole (no pickles)."""
+    loaded = np.load(path, allow_pickle=False)
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        return loaded, None
+    with loaded:
+        keys = list(loaded.keys())
+        if "context" in keys:
+            return loaded["context"], (loaded["truth"] if "truth" in keys else None)
+        if len(keys) == 1:
+            return loaded[keys[0]], None
+    raise UserError(f"context file '{path}' has keys {keys}; expected 'context' (and "
+                    "optionally 'truth')")
+
+
 def _grid_steps(t: int, max_columns: int = 10) -> list[int]:
     if t <= max_columns:
         return list(range(t))
@@ -91,11 +93,20 @@ def _test_clips(cfg, num_sequences: int, horizon: int) -> tuple[torch.Tensor, to
     return clips[:, :cfg.data.n_ctx], clips[:, cfg.data.n_ctx:]
 
 
-def write_pictures(out: Path, context: np.ndarray, samples: np.ndarray,
+def _put(folder: OutputFolder | Path, name: str, data: bytes) -> None:
+    if isinstance(folder, OutputFolder):
+        folder.write_bytes(name, data)
+    else:
+        write_bytes_atomically(folder / name, data)
+
+
+def write_pictures(out: OutputFolder | Path, context: np.ndarray, samples: np.ndarray,
                    truth: np.ndarray | None, video: bool = True) -> list[int]:
     """``seq_<i>.png|gif|mp4`` per sequence and ``grid.png`` (all of them stacked).
 
     Args:
+        out: the output folder (an :class:`OutputFolder`: the files appear when it is
+            committed; a path: each file is written atomically).
         context: uint8 (M, K, H, W, C); samples: uint8 (M, N, T, H, W, C); truth: uint8
             (M, T', H, W, C) or None.
 
@@ -109,15 +120,42 @@ def write_pictures(out: Path, context: np.ndarray, samples: np.ndarray,
         tr = None if truth is None else truth[i]
         grid = viz.sample_grid(context[i], samples[i], tr, steps=steps)
         grids.append(grid)
-        viz.save_png(grid.repeat(scale, 0).repeat(scale, 1), out / f"seq_{i:03d}.png")
+        _put(out, f"seq_{i:03d}.png", viz.png_bytes(grid.repeat(scale, 0).repeat(scale, 1)))
         frames = viz.animation_frames(context[i], samples[i], tr, scale=scale)
-        viz.save_gif(frames, out / f"seq_{i:03d}.gif")
-        if video:
+        _put(out, f"seq_{i:03d}.gif", viz.gif_bytes(frames))
+        if video and isinstance(out, OutputFolder):
+            out.write(f"seq_{i:03d}.mp4", lambda tmp, f=frames: viz.write_mp4(f, tmp))
+        elif video:
             viz.save_mp4(frames, out / f"seq_{i:03d}.mp4")
     gap = np.full((4, grids[0].shape[1], 3), 255, np.uint8)
     stacked = np.concatenate([x for g in grids for x in (g, gap)][:-1], axis=0)
-    viz.save_png(stacked.repeat(scale, 0).repeat(scale, 1), out / "grid.png")
+    _put(out, "grid.png", viz.png_bytes(stacked.repeat(scale, 0).repeat(scale, 1)))
     return steps
+
+
+def check_options(n_samples: int, horizon: int, num_sequences: int, seed: int,
+                  temperature: float) -> None:
+    """The numbers of :func:`write_samples`, refused before any work (one line each)."""
+    for name, value, low in (("n_samples", n_samples, 1), ("num_sequences", num_sequences, 1),
+                             ("horizon", horizon, 0), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise UserError(f"{name}={value!r} is invalid: expected an integer >= {low}")
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature)
+            and temperature >= 0):
+        raise UserError(f"temperature={temperature!r} is invalid: expected a finite number "
+                        ">= 0")
+
+
+def _draw(model: Any, ctx: torch.Tensor, cfg: Any, horizon: int, n_samples: int, seed: int,
+          temperature: float, dev: torch.device) -> np.ndarray:
+    """Samples of every context, uint8 (M, N, T, H, W, C); NaN or inf refused."""
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    chunks = []
+    for start in range(0, ctx.shape[0], max(1, cfg.eval.batch_size)):
+        part = ctx[start:start + cfg.eval.batch_size].to(dev)
+        chunks.append(sample(model, part, horizon=horizon, n_samples=n_samples, generator=gen,
+                             temperature=temperature).cpu())
+    return to_uint8(torch.cat(chunks), what="the samples")
 
 
 def write_samples(checkpoint: str | Path, out: str | Path | None = None, *,
@@ -126,6 +164,9 @@ def write_samples(checkpoint: str | Path, out: str | Path | None = None, *,
                   device: str = "auto", force: bool = False, video: bool = True) -> Path:
     """Draw samples from a checkpoint and write them as npz, PNG grids, GIFs and MP4s.
 
+    Every input is checked before sampling; the files appear together when all are
+    complete (:class:`~hvrnn.io.output.OutputFolder`): a failure leaves the folder as it was.
+
     Args:
         checkpoint: a checkpoint file or a run directory.
         out: output folder (default ``<run dir>/samples/<checkpoint name>``).
@@ -133,16 +174,22 @@ def write_samples(checkpoint: str | Path, out: str | Path | None = None, *,
             first ``num_sequences`` clips of the checkpoint config's test split.
         n_samples: samples per sequence (a deterministic model draws one); horizon:
             predicted frames (0: ``eval.horizon`` or ``data.n_pred``).
-        seed: seed of the latent noise; temperature: prior variance multiplier.
+        seed: seed of the latent noise; temperature: prior variance multiplier (0: the
+            prior means).
         video: also write MP4s (needs imageio-ffmpeg).
 
     Returns:
         The output folder, holding ``samples.npz`` (``samples`` uint8 (M, N, T, H, W, C),
         ``context`` uint8 (M, K, H, W, C), ``truth`` uint8 (M, T', H, W, C) when known),
-        ``grid.png`` (all sequences), ``seq_<i>.png``, ``seq_<i>.gif`` and ``seq_<i>.mp4``.
+        ``grid.png`` (all sequences), ``seq_<i>.png``, ``seq_<i>.gif``, ``seq_<i>.mp4`` and
+        ``samples.json``.
+
+    Raises:
+        UserError: a bad input (above), or samples holding NaN or infinite values (the message
+            says how many samples of how many sequences).
     """
-    if n_samples < 1 or num_sequences < 1 or horizon < 0:
-        raise UserError("--n-samples and --num-sequences must be >= 1 and --horizon >= 0")
+    check_options(n_samples, horizon, num_sequences, seed, temperature)
+    require("imageio", *(("imageio_ffmpeg",) if video else ()), purpose="writing samples")
     path = resolve_checkpoint(checkpoint)
     dev = resolve_device(device)
     model, cfg = load_checkpoint(path, device=dev)
@@ -152,25 +199,21 @@ def write_samples(checkpoint: str | Path, out: str | Path | None = None, *,
     else:
         ctx, truth = read_context_file(context, cfg.data.n_ctx, cfg.data.image_size,
                                        cfg.data.channels)
-    if out is None:
-        out = default_output_base(checkpoint) / "samples" / path.stem
-    out = prepare_output_dir(out, force=force)
-
-    gen = torch.Generator(device=dev).manual_seed(seed)
-    chunks = []
-    for start in range(0, ctx.shape[0], max(1, cfg.eval.batch_size)):
-        part = ctx[start:start + cfg.eval.batch_size].to(dev)
-        chunks.append(sample(model, part, horizon=horizon, n_samples=n_samples, generator=gen,
-                             temperature=temperature).cpu())
-    arrays = {"samples": to_uint8(torch.cat(chunks)), "context": to_uint8(ctx)}  # (M, N, T, ...)
+    folder = OutputFolder(out if out is not None else
+                          default_output_base(checkpoint) / "samples" / path.stem, force=force)
+    folder.check()  # before sampling
+    arrays = {"samples": _draw(model, ctx, cfg, horizon, n_samples, seed, temperature, dev),
+              "context": to_uint8(ctx)}  # (M, N, T, ...)
     if truth is not None and truth.shape[1] > 0:
         arrays["truth"] = to_uint8(truth)
-    np.savez_compressed(out / "samples.npz", **arrays)
-    steps = write_pictures(out, arrays["context"], arrays["samples"], arrays.get("truth"), video)
-    (out / "samples.json").write_text(json.dumps({
-        "checkpoint": str(path), "n_samples": int(arrays["samples"].shape[1]),
-        "horizon": horizon, "seed": seed,
-        "temperature": temperature, "sequences": int(arrays["samples"].shape[0]),
-        "context": str(context) if context is not None else f"{cfg.data.root} (test split)",
-        "grid_columns": steps}, indent=2))
-    return out
+    with folder:
+        folder.write("samples.npz", lambda tmp: np.savez_compressed(tmp, **arrays))
+        steps = write_pictures(folder, arrays["context"], arrays["samples"],
+                               arrays.get("truth"), video)
+        folder.write_text("samples.json", json.dumps({
+            "checkpoint": str(path), "n_samples": int(arrays["samples"].shape[1]),
+            "horizon": horizon, "seed": seed,
+            "temperature": temperature, "sequences": int(arrays["samples"].shape[0]),
+            "context": str(context) if context is not None else f"{cfg.data.root} (test split)",
+            "grid_columns": steps}, indent=2), marker=True)
+    return folder.path

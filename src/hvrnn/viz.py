@@ -7,6 +7,8 @@ time steps (context frames first, framed grey; predicted frames framed red). Ima
 
 from __future__ import annotations
 
+import errno
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +17,8 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
+from hvrnn.errors import require
+from hvrnn.io.files import named, write_atomically, write_bytes_atomically
 from hvrnn.io.frames import to_uint8
 
 CONTEXT_COLOUR = (128, 128, 128)
@@ -102,36 +106,64 @@ def auto_scale(height: int, target: int = 128) -> int:
     return max(1, target // max(1, height))
 
 
-def save_png(image: np.ndarray, path: str | Path) -> Path:
-    """(H, W, 3) uint8 -> PNG."""
+def png_bytes(image: np.ndarray) -> bytes:
+    """(H, W, 3) uint8 -> the bytes of a PNG file."""
     import imageio.v3 as iio
 
-    iio.imwrite(path, image, extension=".png")
-    return Path(path)
+    return iio.imwrite("<bytes>", image, extension=".png")
+
+
+def gif_bytes(frames: np.ndarray, fps: float = 4.0) -> bytes:
+    """(T, H, W, 3) uint8 -> the bytes of a looping GIF."""
+    import imageio.v2 as imageio
+
+    buffer = io.BytesIO()
+    imageio.mimsave(buffer, list(frames), format="GIF", duration=1.0 / fps, loop=0)
+    return buffer.getvalue()
+
+
+def save_png(image: np.ndarray, path: str | Path) -> Path:
+    """(H, W, 3) uint8 -> PNG, written atomically (a temporary file renamed when complete)."""
+    return write_bytes_atomically(path, png_bytes(image))
 
 
 def save_gif(frames: np.ndarray, path: str | Path, fps: float = 4.0) -> Path:
-    """(T, H, W, 3) uint8 -> looping GIF."""
-    import imageio.v2 as imageio
-
-    imageio.mimsave(path, list(frames), format="GIF", duration=1.0 / fps, loop=0)
-    return Path(path)
+    """(T, H, W, 3) uint8 -> looping GIF, written atomically."""
+    return write_bytes_atomically(path, gif_bytes(frames, fps))
 
 
-def save_mp4(frames: np.ndarray, path: str | Path, fps: float = 4.0) -> Path:
-    """(T, H, W, 3) uint8 -> H.264 MP4 (padded to a multiple of 16 pixels, as the codec needs)."""
+def write_mp4(frames: np.ndarray, path: str | Path, fps: float = 4.0) -> Path:
+    """(T, H, W, 3) uint8 -> H.264 MP4 at ``path`` (padded to a multiple of 16 pixels, as the
+    codec needs), written by ffmpeg in place.
+
+    Raises:
+        ResourceError: imageio-ffmpeg (or its ffmpeg) is not installed.
+        OSError: ffmpeg could not write the file (the path is named).
+    """
+    require("imageio", "imageio_ffmpeg", purpose="writing MP4 videos")
     import imageio.v2 as imageio
 
     t, h, w, _ = frames.shape
     ph, pw = (-h) % 16, (-w) % 16
     if ph or pw:
         frames = np.pad(frames, ((0, 0), (0, ph), (0, pw), (0, 0)), constant_values=255)
-    with imageio.get_writer(path, format="FFMPEG", mode="I", fps=fps, codec="libx264",
-                            macro_block_size=16, quality=8,
-                            ffmpeg_log_level="error") as writer:
-        for f in frames:
-            writer.append_data(f)
+    try:
+        with imageio.get_writer(path, format="FFMPEG", mode="I", fps=fps, codec="libx264",
+                                macro_block_size=16, quality=8,
+                                ffmpeg_log_level="error") as writer:
+            for f in frames:
+                writer.append_data(f)
+    except OSError as exc:
+        raise named(exc, path) from None
+    except RuntimeError as exc:  # ffmpeg ended with an error (a full disk, ...)
+        raise OSError(errno.EIO, f"ffmpeg failed: {' '.join(str(exc).split())[:200]}",
+                      str(path)) from None
     return Path(path)
+
+
+def save_mp4(frames: np.ndarray, path: str | Path, fps: float = 4.0) -> Path:
+    """:func:`write_mp4` under a temporary name, renamed when complete."""
+    return write_atomically(path, lambda tmp: write_mp4(frames, tmp, fps))
 
 
 def tensorboard_video(context: Tensor, samples: Tensor, truth: Tensor | None = None) -> Tensor:

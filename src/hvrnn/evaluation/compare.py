@@ -77,28 +77,48 @@ def resolve_entry(source: str | Path, label: str | None, protocol: Protocol) -> 
     """
     from hvrnn import pretrained
     from hvrnn.checkpoint import default_output_base, resolve_checkpoint
+    from hvrnn.evaluation.predictions import predictions_eval_folder
 
     if pretrained.is_pretrained(source):  # a shipped model, pretrained:<name>
         ckpt = resolve_checkpoint(source)
         return Entry(label or str(source)[len(pretrained.PREFIX):], Path(str(source)),
                      "checkpoint", checkpoint=ckpt,
-                     metrics_dir=default_output_base(source) / "eval" / protocol.id)
+                     metrics_dir=_evaluated(default_eval_folders(source, ckpt, protocol)))
     path = Path(source)
     if not path.exists():
         raise UserError(f"{str(path)!r} does not exist")
     if path.is_dir() and (path / "metrics.json").is_file():
         return Entry(label or path.name, path, "evaluation", metrics_dir=path)
     if path.suffix == ".npz":
-        found = [d for d in (path.parent, path.parent / f"eval-{protocol.id}")
-                 if (d / "metrics.json").is_file()]
         entry = Entry(label or path.stem, path, "predictions")
-        entry.metrics_dir = found[0] if found else None
+        entry.metrics_dir = _evaluated([path.parent, predictions_eval_folder(path, protocol),
+                                        path.parent / f"eval-{protocol.id}"])
         return entry
     ckpt = resolve_checkpoint(path)  # UserError for anything else
-    base = default_output_base(path)  # where hvrnn evaluate writes by default
+    base = default_output_base(path)
     name = path.name if path.is_dir() else f"{base.name}/{ckpt.stem}"
     return Entry(label or name, path, "run" if path.is_dir() else "checkpoint",
-                 checkpoint=ckpt, metrics_dir=base / "eval" / protocol.id)
+                 checkpoint=ckpt,
+                 metrics_dir=_evaluated(default_eval_folders(path, ckpt, protocol)))
+
+
+def _evaluated(folders: list[Path]) -> Path | None:
+    """The first of ``folders`` that holds a metrics.json (else the first, or None)."""
+    found = [d for d in folders if (d / "metrics.json").is_file()]
+    return found[0] if found else (folders[0] if folders else None)
+
+
+def default_eval_folders(source: str | Path, ckpt: Path, protocol: Protocol) -> list[Path]:
+    """Where ``hvrnn evaluate`` writes the evaluation of a checkpoint under ``protocol`` by
+    default (:func:`hvrnn.evaluation.from_checkpoint.default_eval_folder`; with other options,
+    a name that starts with the protocol id), then where earlier versions wrote it
+    (``eval/<protocol>``)."""
+    from hvrnn.checkpoint import default_output_base
+    from hvrnn.evaluation.from_checkpoint import default_eval_folder
+
+    folder = default_eval_folder(source, ckpt, protocol)
+    others = sorted(folder.parent.glob(f"{protocol.id}-*")) if folder.parent.is_dir() else []
+    return [folder, *others, default_output_base(source) / "eval" / protocol.id]
 
 
 def _reusable(entry: Entry) -> dict[str, Any] | None:

@@ -22,6 +22,7 @@ from hvrnn.evaluation.compare import Entry, collect_entries, evaluate_missing
 from hvrnn.evaluation.ground_truth import clips_uint8, ground_truth
 from hvrnn.evaluation.protocols import Protocol, get_protocol
 from hvrnn.io.files import prepare_output_dir, write_atomically
+from hvrnn.io.locks import FolderLock
 
 PAPER_STEPS = (3, 4, 6, 8, 10, 12, 15, 18, 20, 25)
 EVERY_STEP_UP_TO = 10  # horizons this short show every predicted frame
@@ -294,7 +295,16 @@ def compare(sources: list[str | Path], protocol: str | Protocol, out: str | Path
     if bad:
         raise UserError(f"sequence {bad[0]} does not exist: the protocol scores {available}")
     out = prepare_output_dir(out, force=force, watched=OUTPUTS)
-    evaluate_missing(entries, p, out, {"data_root": data_root, **eval_options})
+    with FolderLock(out, "comparison folder"):  # a second writer is refused
+        return _compare_into(out, entries, p, gt, sequences, show, seed,
+                             {"data_root": data_root, **eval_options})
+
+
+def _compare_into(out: Path, entries: list[Entry], p: Protocol, gt: Any,
+                  sequences: tuple[int, ...], show: str, seed: int, options: dict[str, Any]
+                  ) -> dict[str, Any]:
+    """Evaluate what is missing, then write the table, curves, figures and compare.json."""
+    evaluate_missing(entries, p, out, options)
     scored = min(e.metrics["n_sequences"] for e in entries)
     if max(sequences) >= scored:
         raise UserError(f"sequence {max(sequences)} was not scored: the entries hold "

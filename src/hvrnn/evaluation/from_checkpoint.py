@@ -8,6 +8,7 @@ terms of the model's loss (negative ELBO and KL per level) are computed on the s
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,14 +18,19 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hvrnn.checkpoint import load_checkpoint, resolve_checkpoint
+from hvrnn.checkpoint import (
+    checkpoint_tag,
+    default_output_base,
+    load_checkpoint,
+    resolve_checkpoint,
+)
 from hvrnn.config import EvalConfig, ExperimentConfig
 from hvrnn.distributed import resolve_device
 from hvrnn.errors import UserError
 from hvrnn.evaluation.ground_truth import clips_uint8, ground_truth
-from hvrnn.evaluation.predictions import Block, prepare_eval_dir
+from hvrnn.evaluation.predictions import Block, eval_folder, require_report
 from hvrnn.evaluation.protocols import Protocol, get_protocol
-from hvrnn.evaluation.report import write_outputs
+from hvrnn.evaluation.report import OUTPUTS, write_outputs
 from hvrnn.evaluation.scorer import (
     FROM_CACHE,
     Scorer,
@@ -35,6 +41,7 @@ from hvrnn.evaluation.scorer import (
 from hvrnn.io.files import sha256_file
 from hvrnn.io.frames import to_float, to_uint8
 from hvrnn.io.npy import NpzWriter
+from hvrnn.io.output import OutputFolder
 from hvrnn.model import VideoModel
 from hvrnn.sampling import sample
 
@@ -115,7 +122,8 @@ def _sampled_blocks(model: VideoModel, cfg: ExperimentConfig, p: Protocol, gt: A
         if samples.shape[1] != p.n_samples:
             raise ValueError(f"the sampler drew {samples.shape[1]} samples per sequence; the "
                              f"protocol asks for {p.n_samples}")
-        samples_u8 = to_uint8(samples)  # (b, N, T, H, W, C)
+        samples_u8 = to_uint8(samples, what=f"the samples of test sequences {a} to {b - 1} "
+                                             f"(of {n_sequences})")  # (b, N, T, H, W, C)
         if writer is not None:
             writer.write(samples_u8, clip[:, :p.n_ctx])
         yield samples_u8, clip[:, p.n_ctx:], clip[:, :p.n_ctx]
@@ -177,21 +185,23 @@ def _default_weights(given: Any, configured: str) -> Any:
 
 
 def _options(defaults: EvalConfig | None, n_samples: int | None, max_sequences: int | None,
-             temperature: float | None, lpips_weights: Any, i3d_weights: Any
+             temperature: float | None, lpips_weights: Any, i3d_weights: Any, batch_size: int = 0
              ) -> tuple[int | None, int | None, float, Any, Any]:
-    """Options left unset taken from ``defaults`` (an eval section) when given."""
+    """Options left unset taken from ``defaults`` (an eval section) when given; every number
+    checked (:func:`_check_options`)."""
     if defaults is not None:
         n_samples = n_samples or defaults.n_samples or None
         max_sequences = max_sequences or defaults.max_sequences or None
         temperature = defaults.temperature if temperature is None else temperature
         lpips_weights = _default_weights(lpips_weights, defaults.lpips_weights)
         i3d_weights = _default_weights(i3d_weights, defaults.i3d_weights)
-    return n_samples, max_sequences, 1.0 if temperature is None else temperature, \
-        lpips_weights, i3d_weights
+    temperature = 1.0 if temperature is None else temperature
+    _check_options(n_samples, max_sequences, temperature, batch_size)
+    return n_samples, max_sequences, temperature, lpips_weights, i3d_weights
 
 
 def evaluate_checkpoint(checkpoint_path: str | Path, protocol_id: str | Protocol,
-                        out_dir: str | Path, data_root: str | Path | None = None,
+                        out_dir: str | Path | None = None, data_root: str | Path | None = None,
                         n_samples: int | None = None, max_sequences: int | None = None,
                         device: str = "cpu", lpips_weights: Any = None, i3d_weights: Any = None,
                         *, batch_size: int = 0, temperature: float | None = None,
@@ -203,12 +213,14 @@ def evaluate_checkpoint(checkpoint_path: str | Path, protocol_id: str | Protocol
     Args:
         checkpoint_path: a checkpoint file or run directory.
         protocol_id: a protocol id or :class:`Protocol`.
-        out_dir: output folder (existing metrics.json needs ``force=True``).
+        out_dir: output folder; None: ``eval/step_<N>/<protocol>[-<options>]`` in the run
+            directory (:meth:`Protocol.folder_name`). One holding any file this evaluation
+            writes needs ``force=True``; the files appear together when all are complete.
         data_root: prepared test data (default: the checkpoint config's ``data.root``).
         n_samples: samples per sequence (default: the protocol's; recorded in the protocol;
             1 for a deterministic model).
         max_sequences: score only the first sequences (recorded in the protocol).
-        device: ``cpu``, ``cuda`` or ``auto``.
+        device: ``cpu``, ``cuda`` or ``auto`` (checked first).
         lpips_weights, i3d_weights: a path or module, :data:`FROM_CACHE` (the weights cache),
             None (skip LPIPS / FVD) or False (skip, whatever ``config_defaults`` finds).
         batch_size: sequences sampled together (0: the config's ``eval.batch_size``).
@@ -221,32 +233,84 @@ def evaluate_checkpoint(checkpoint_path: str | Path, protocol_id: str | Protocol
             there is preferred to ``FROM_CACHE``), as ``hvrnn evaluate`` does.
 
     Returns:
-        metrics.json's dictionary, with ``checkpoint_sha256``, ``elbo`` (teacher-forced
-        terms), ``sampling`` (throughput) and any ``warnings`` (FVD from a partial test set).
+        What metrics.json holds (``checkpoint_sha256``, ``elbo``: teacher-forced terms,
+        ``sampling``: throughput, any ``warnings``: FVD from a partial test set), as
+        :class:`~hvrnn.evaluation.report.Results` (``folder``: where it was written).
 
     Raises:
-        UserError: the checkpoint does not fit the protocol, or FVD is asked for where it
-            cannot be computed (fewer than 9 frames or 2 sequences), before any sampling.
+        UserError: before any sampling, the checkpoint does not fit the protocol, FVD cannot
+            be computed (fewer than 9 frames or 2 sequences), an option is out of range or the
+            output folder is taken; samples holding NaN or inf (how many), before any write.
     """
-    out = prepare_eval_dir(out_dir, force)
-    dev = resolve_device(device)
-    ckpt_file = resolve_checkpoint(checkpoint_path)
+    dev, ckpt_file = resolve_device(device), resolve_checkpoint(checkpoint_path)
+    require_report()
     model, cfg = load_checkpoint(ckpt_file, device=dev)
     n_samples, max_sequences, temperature, lpips_weights, i3d_weights = _options(
         cfg.eval if config_defaults else None, n_samples, max_sequences, temperature,
-        lpips_weights, i3d_weights)
+        lpips_weights, i3d_weights, batch_size)
     p = _model_protocol(model, cfg, protocol_id, n_samples, max_sequences, ckpt_file)
     gt = ground_truth(p, data_root or cfg.data.root, dataset)
     s = p.sequences(len(gt))
     check_fvd_inputs(p, s, i3d_weights)  # before any sampling
-    t0, scorer = time.time(), Scorer(p, lpips_weights, i3d_weights, dev)
-    elbo_sums = _sample_and_score(model.eval(), cfg, p, gt, s, scorer,
-                                  out / "predictions.npz" if save_predictions else None,
-                                  batch_size or cfg.eval.batch_size, sampler or sample,
-                                  temperature, dev)
+    folder = _output_folder(out_dir, checkpoint_path, ckpt_file, p, temperature, force,
+                            save_predictions)
+    with folder:
+        return _evaluate_into(folder, model.eval(), cfg, p, gt, s, ckpt_file,
+                              Scorer(p, lpips_weights, i3d_weights, dev),
+                              batch_size or cfg.eval.batch_size, sampler or sample,
+                              temperature, dev, save_predictions, i3d_weights)
+
+
+def _evaluate_into(folder: OutputFolder, model: VideoModel, cfg: ExperimentConfig,
+                   p: Protocol, gt: Any, s: int, ckpt_file: Path, scorer: Scorer,
+                   batch_size: int, sampler: Callable[..., Tensor], temperature: float,
+                   dev: torch.device, save_predictions: bool, i3d_weights: Any
+                   ) -> dict[str, Any]:
+    """Sample, score and write the result files (and predictions.npz) into ``folder``."""
+    t0 = time.time()
+    elbo_sums = _sample_and_score(model, cfg, p, gt, s, scorer,
+                                  folder.temp("predictions.npz") if save_predictions else None,
+                                  batch_size, sampler, temperature, dev)
     extra = {"checkpoint": str(ckpt_file), "checkpoint_sha256": sha256_file(ckpt_file),
              **_model_entries(elbo_sums, s, cfg, p, model),
              "temperature": temperature, "model_config": cfg.to_dict(),
-             **fvd_warnings(p, s, len(gt), i3d_weights),
-             **({"predictions_file": str(out / "predictions.npz")} if save_predictions else {})}
-    return write_outputs(out, scorer, p, s, extra, time.time() - t0)
+             **fvd_warnings(p, s, len(gt), i3d_weights)}
+    if save_predictions:
+        extra["predictions_file"] = str(folder.path / "predictions.npz")
+    return write_outputs(folder, scorer, p, s, extra, time.time() - t0)
+
+
+def _output_folder(out_dir: str | Path | None, source: str | Path, ckpt_file: Path,
+                   p: Protocol, temperature: float, force: bool, save_predictions: bool
+                   ) -> OutputFolder:
+    """The evaluation's folder (given, or ``eval/<checkpoint tag>/<protocol folder name>``
+    in the run directory), checked before any sampling."""
+    out = Path(out_dir) if out_dir is not None else \
+        default_eval_folder(source, ckpt_file, p, temperature)
+    folder = eval_folder(out, force, OUTPUTS + (("predictions.npz",) if save_predictions
+                                                else ()))
+    folder.check()
+    return folder
+
+
+def default_eval_folder(source: str | Path, ckpt_file: Path, p: Protocol,
+                        temperature: float = 1.0) -> Path:
+    """``eval/<checkpoint>/<protocol>[-<options>]`` in the run directory of ``source``
+    (:func:`hvrnn.checkpoint.checkpoint_tag`, :meth:`Protocol.folder_name`): evaluations of
+    other checkpoints of a run, or with other options, never share it."""
+    return (default_output_base(source) / "eval" / checkpoint_tag(ckpt_file)
+            / p.folder_name(temperature))
+
+
+def _check_options(n_samples: int | None, max_sequences: int | None, temperature: float,
+                   batch_size: int) -> None:
+    """Refuse numbers that would fail later (or sample garbage), before any work."""
+    for name, value, low in (("n_samples", n_samples, 1), ("max_sequences", max_sequences, 1),
+                             ("batch_size", batch_size, 0)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < low):
+            raise UserError(f"{name}={value!r} is invalid: expected an integer >= {low}")
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature)
+            and temperature >= 0):
+        raise UserError(f"temperature={temperature!r} is invalid: expected a finite number "
+                        ">= 0")

@@ -10,6 +10,7 @@ import torch
 
 from hvrnn.errors import UserError
 from hvrnn.evaluation.protocols import Protocol, protocol_data_config
+from hvrnn.io.files import reading
 from hvrnn.io.frames import to_uint8
 
 
@@ -53,9 +54,9 @@ def check_array(key: str, arr: Any, expected: tuple[int | None, ...], p: Protoco
 def load_targets(path: Path) -> np.ndarray:
     """Ground-truth clips uint8 (sequences, K + T, H, W, C) from an .npz (key ``videos``)."""
     if not path.is_file():
-        raise UserError(f"targets file {str(path)!r} does not exist")
-    with np.load(path) as z:
+        raise UserError(f"targets file '{path}' does not exist")
+    with reading(path, "targets file"), np.load(path, allow_pickle=False) as z:
         if "videos" not in z:
-            raise UserError(f"targets file {str(path)!r} has no 'videos' array (it holds: "
-                            f"{', '.join(z.files)})")
+            raise UserError(f"targets file '{path}' has no 'videos' array (it holds: "
+                            f"{', '.join(z.files) or 'nothing'})")
         return z["videos"]

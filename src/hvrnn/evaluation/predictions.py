@@ -11,29 +11,42 @@ from typing import Any
 import numpy as np
 
 from hvrnn.distributed import resolve_device
-from hvrnn.errors import UserError
+from hvrnn.errors import UserError, require
 from hvrnn.evaluation.ground_truth import check_array, clips_uint8, ground_truth, load_targets
 from hvrnn.evaluation.protocols import Protocol, get_protocol
-from hvrnn.evaluation.report import write_outputs
+from hvrnn.evaluation.report import OUTPUTS, write_outputs
 from hvrnn.evaluation.scorer import Scorer, check_fvd_inputs, fvd_warnings, progress_bar
-from hvrnn.io.files import prepare_output_dir, sha256_file
+from hvrnn.io.files import sha256_file
 from hvrnn.io.npy import NpyReader, open_npz
+from hvrnn.io.output import OutputFolder
 
 Block = tuple[np.ndarray, np.ndarray, np.ndarray | None]  # samples, targets, context (uint8)
 
 
+def eval_folder(out_dir: str | Path, force: bool, writes: tuple[str, ...] = OUTPUTS
+                ) -> OutputFolder:
+    """The output folder of an evaluation that writes the files ``writes``: refused, without
+    ``force``, when it holds any of them (an earlier ``predictions.npz`` or ``per_frame.csv``
+    is never overwritten, with or without ``metrics.json``)."""
+    return OutputFolder(out_dir, force=force, watched=tuple(writes),
+                        advice="pass --force (force=True) to overwrite it or choose another "
+                               "output folder")
+
+
 def prepare_eval_dir(out_dir: str | Path, force: bool) -> Path:
-    """The output folder of an evaluation; an existing metrics.json needs ``force``."""
-    return prepare_output_dir(out_dir, force=force, watched=("metrics.json",),
-                              advice="pass --force (force=True) to overwrite it or choose "
-                                     "another output folder")
+    """Check the output folder of an evaluation (:func:`eval_folder`) and create it."""
+    folder = eval_folder(out_dir, force)
+    folder.check()
+    folder.path.mkdir(parents=True, exist_ok=True)
+    return folder.path
 
 
-def score_blocks(blocks: Iterator[Block], n_sequences: int, p: Protocol, out: Path,
+def score_blocks(blocks: Iterator[Block], n_sequences: int, p: Protocol, out: OutputFolder,
                  lpips_weights: Any, i3d_weights: Any, *, device: str, extra: dict[str, Any],
                  desc: str = "scoring") -> dict[str, Any]:
     """Score blocks of (samples (b, N, T, H, W, C), targets (b, T, H, W, C), context) and
-    write the result files into ``out``; returns what metrics.json holds."""
+    write the result files into ``out`` (an entered :class:`OutputFolder`); returns what
+    metrics.json holds."""
     t0 = time.time()
     scorer = Scorer(p, lpips_weights, i3d_weights, resolve_device(device))
     with progress_bar(n_sequences, f"{desc} {p.id}") as bar:
@@ -56,7 +69,8 @@ def evaluate_predictions(samples_uint8: np.ndarray, targets_uint8: np.ndarray,
         context_uint8: (S, K, H, W, C) uint8 ground-truth context (needed for FVD with
             ``fvd_frames="context+pred"``), or None.
         protocol: a protocol id or :class:`Protocol`.
-        out_dir: output folder; an existing metrics.json needs ``force=True``.
+        out_dir: output folder; one holding metrics.json, per_frame.csv or curves.png needs
+            ``force=True``.
         lpips_weights: LPIPS weights (see :func:`hvrnn.metrics.lpips`), or
             :data:`~hvrnn.evaluation.scorer.FROM_CACHE` for the weights cache; None skips LPIPS.
         i3d_weights: I3D weights (see :func:`hvrnn.metrics.load_i3d`), or ``FROM_CACHE``; None
@@ -66,7 +80,7 @@ def evaluate_predictions(samples_uint8: np.ndarray, targets_uint8: np.ndarray,
         extra: more top-level entries for metrics.json (e.g. a checkpoint hash).
 
     Returns:
-        The dictionary written to metrics.json.
+        The dictionary written to metrics.json (its ``folder``: the folder written).
 
     Raises:
         UserError: arrays of the wrong dtype or shape, or FVD asked for where it cannot be
@@ -81,15 +95,20 @@ def evaluate_predictions(samples_uint8: np.ndarray, targets_uint8: np.ndarray,
     if context_uint8 is not None:
         check_array("context", np.asarray(context_uint8), (s, p.n_ctx, *shape), p)
     check_fvd_inputs(p, s, i3d_weights)
-    out = prepare_eval_dir(out_dir, force)
+    require_report()
+    resolve_device(device)
+    folder = eval_folder(out_dir, force)
+    folder.check()
 
     def blocks() -> Iterator[Block]:
         for i in range(0, s, chunk):
             ctx = None if context_uint8 is None else np.asarray(context_uint8[i:i + chunk])
             yield samples[i:i + chunk], targets[i:i + chunk], ctx
 
-    return score_blocks(blocks(), s, p, out, lpips_weights, i3d_weights, device=device,
-                        extra=extra or {})
+    with folder:
+        result = score_blocks(blocks(), s, p, folder, lpips_weights, i3d_weights,
+                              device=device, extra=extra or {})
+    return result
 
 
 def _truth_source(p: Protocol, targets: np.ndarray | str | Path | None,
@@ -126,19 +145,6 @@ def _file_blocks(path: Path, p: Protocol, s: int, chunk: int,
         yield samples.read(b - a), fut, ctx
 
 
-def _predictions_npz(path: Path, p: Protocol, n_sequences: int, out_dir: str | Path,
-                     force: bool) -> tuple[Path, dict[str, Any]]:
-    """The ``.npz`` to score: ``path`` itself, or a PNG / video folder converted to
-    ``predictions.npz`` in the output folder; and the metrics.json entries naming the source."""
-    if not path.is_dir():
-        return path, {}
-    from hvrnn.evaluation.prediction_files import convert_predictions
-
-    converted = prepare_eval_dir(out_dir, force) / "predictions.npz"
-    info = convert_predictions(path, converted, p, n_sequences, force=force)
-    return converted, {"predictions_source": str(path), "predictions_layout": info["layout"]}
-
-
 def _check_file(arrays: dict[str, NpyReader], p: Protocol, n_sequences: int, path: Path
                 ) -> None:
     """The arrays of a predictions file against the protocol and the number of sequences."""
@@ -150,7 +156,8 @@ def _check_file(arrays: dict[str, NpyReader], p: Protocol, n_sequences: int, pat
 
 
 def evaluate_predictions_file(npz_path: str | Path, protocol_id: str | Protocol,
-                              out_dir: str | Path, data_root: str | Path | None = None,
+                              out_dir: str | Path | None = None,
+                              data_root: str | Path | None = None,
                               lpips_weights: Any = None, i3d_weights: Any = None, *,
                               targets: np.ndarray | str | Path | None = None,
                               dataset: Any = None, max_sequences: int | None = None,
@@ -167,7 +174,9 @@ def evaluate_predictions_file(npz_path: str | Path, protocol_id: str | Protocol,
     Args:
         npz_path: the predictions file, or a PNG / video folder.
         protocol_id: a protocol id or :class:`Protocol`.
-        out_dir: output folder (existing metrics.json needs ``force=True``).
+        out_dir: output folder; None: ``eval-<name>-<protocol>[-<options>]`` next to the
+            predictions. One holding any file this evaluation writes needs ``force=True``;
+            the files appear together when all are complete.
         data_root: prepared test data (default: the protocol's ``data_root``).
         lpips_weights, i3d_weights: optional metric weights (see :class:`Scorer`; None skips
             LPIPS / FVD, :data:`~hvrnn.evaluation.scorer.FROM_CACHE` reads the weights cache).
@@ -178,8 +187,8 @@ def evaluate_predictions_file(npz_path: str | Path, protocol_id: str | Protocol,
         max_sequences: score only the first sequences (recorded in the protocol).
 
     Returns:
-        The dictionary written to metrics.json; ``warnings`` lists what limits its comparison
-        with published numbers (FVD on fewer videos than the full test set).
+        What metrics.json holds (``warnings``: what limits its comparison with published
+        numbers), as :class:`~hvrnn.evaluation.report.Results` (``folder``: where).
 
     Raises:
         UserError: a missing or malformed file or folder (the first offending file named), or
@@ -189,21 +198,60 @@ def evaluate_predictions_file(npz_path: str | Path, protocol_id: str | Protocol,
     path = Path(npz_path)
     if not path.is_dir():  # the file itself is checked before any other work
         open_npz(path, (), required="samples", what="predictions file")
+    require_report()
+    resolve_device(device)
     available, clips = _truth_source(p, targets, data_root, dataset)
     s = p.sequences(available)
     check_fvd_inputs(p, s, i3d_weights)
-    path, source = _predictions_npz(path, p, s, out_dir, force)
+    converted = path.is_dir()
+    out = Path(out_dir) if out_dir is not None else predictions_eval_folder(path, p)
+    folder = eval_folder(out, force, OUTPUTS + (("predictions.npz",) if converted else ()))
+    folder.check()
+    with folder:
+        source: dict[str, Any] = {}
+        if converted:  # a PNG or video folder: converted to predictions.npz first
+            path, source = _convert(path, folder, p, s)
+        return _score_file(path, p, s, clips, folder, lpips_weights, i3d_weights, chunk,
+                           device, {**source, **fvd_warnings(p, s, available, i3d_weights)})
+
+
+def _convert(path: Path, folder: OutputFolder, p: Protocol, s: int
+             ) -> tuple[Path, dict[str, Any]]:
+    """A PNG or video folder converted to the evaluation folder's predictions.npz; its
+    (temporary) path and the metrics.json entries naming the source."""
+    from hvrnn.evaluation.prediction_files import convert_predictions
+
+    info = convert_predictions(path, folder.temp("predictions.npz"), p, s, force=True)
+    return folder.temp("predictions.npz"), {
+        "predictions_source": str(path), "predictions_layout": info["layout"],
+        "predictions_file": str(folder.path / "predictions.npz")}
+
+
+def _score_file(path: Path, p: Protocol, s: int, clips: Callable[[int, int], np.ndarray],
+                folder: OutputFolder, lpips_weights: Any, i3d_weights: Any, chunk: int,
+                device: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """Check the arrays of a predictions file, score them block by block, write the results."""
     arrays = open_npz(path, ("samples", "context"), required="samples",
                       what="predictions file")
     try:
         _check_file(arrays, p, s, path)
-        out = prepare_eval_dir(out_dir, force)
         extra = {"predictions_file": str(path), "predictions_sha256": sha256_file(path),
-                 "checkpoint_sha256": None, **source,
-                 **fvd_warnings(p, s, available, i3d_weights)}
+                 "checkpoint_sha256": None, **extra}
         blocks = _file_blocks(path, p, s, chunk, clips, arrays["samples"], arrays.get("context"))
-        return score_blocks(blocks, s, p, out, lpips_weights, i3d_weights, device=device,
+        return score_blocks(blocks, s, p, folder, lpips_weights, i3d_weights, device=device,
                             extra=extra)
     finally:
         for reader in arrays.values():
             reader.close()
+
+
+def predictions_eval_folder(path: str | Path, p: Protocol) -> Path:
+    """The default output folder of scoring the predictions ``path`` under ``p``:
+    ``eval-<name>-<protocol>[-<options>]`` next to it."""
+    path = Path(path)
+    return path.parent / f"eval-{path.name if path.is_dir() else path.stem}-{p.folder_name()}"
+
+
+def require_report() -> None:
+    """The package the result files need (matplotlib for curves.png), checked before work."""
+    require("matplotlib", purpose="writing curves.png")

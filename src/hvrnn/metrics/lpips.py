@@ -37,7 +37,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from hvrnn.errors import WeightsError
-from hvrnn.io.files import sha256_file
+from hvrnn.io.files import reason, sha256_file
 from hvrnn.metrics.inputs import unit_range
 
 LPIPS_NETS = ("alex", "vgg")
@@ -217,7 +217,7 @@ def _load_state(path: Path, what: str) -> dict[str, Tensor]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001  (any unreadable file is a user error here)
         raise WeightsError(f"{what} {str(path)!r} cannot be read as a PyTorch state dict: "
-                           f"{exc}") from None
+                           f"{reason(exc)}") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
