@@ -2,9 +2,10 @@
 
 One module per command (``info``, ``data``, ``train``, ``sample``, ``evaluate``, ``compare``,
 ``weights``, ``demo``), each with ``add_parser(subparsers)`` and the handler it registers. A user
-error (bad config, missing file, corrupt checkpoint, unwritable folder) prints one line
-``error: ...`` to stderr and exits with status 2. Heavy modules are imported inside the
-handlers, so ``hvrnn --help`` starts fast.
+error (bad config, missing file, corrupt checkpoint, unwritable folder, full disk, ...) prints
+one line ``error: ...`` to stderr and exits with status 2 (:mod:`hvrnn.cli.boundary`, the one
+error boundary of every command). Heavy modules are imported inside the handlers, so
+``hvrnn --help`` starts fast.
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 from typing import NoReturn
+
+from hvrnn.cli.boundary import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USER_ERROR
 
 # OpenMP threads that spin while waiting make every step many times slower as soon as another
 # process shares the cores (seen: 40 s instead of 1.5 s per step on 2 busy cores). Must be set
 # before torch is imported; an explicit setting by the user wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-EXIT_USER_ERROR = 2
-EXIT_FAILURE = 1
 # Modules of this package, one per command.
 COMMANDS = ("info", "data", "train", "sample", "evaluate", "compare", "weights", "demo")
 
@@ -48,33 +50,55 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse; ``key=value`` overrides are accepted anywhere, also after options."""
+    args, extra = parser.parse_known_args(argv)
+    overrides = [a for a in extra if "=" in a and not a.startswith("-")]
+    if overrides and hasattr(args, "overrides"):
+        args.overrides = [*(args.overrides or []), *overrides]
+        extra = [a for a in extra if a not in overrides]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``hvrnn`` console script. Returns the exit status."""
-    from hvrnn.errors import UserError
+    """Entry point of the ``hvrnn`` console script. Returns the exit status.
+
+    The one error boundary of every command (:mod:`hvrnn.cli.boundary`): an error the user
+    caused prints one line ``error: ...`` to stderr and returns 2 (1 for a diverged training,
+    130 for Ctrl-C); a bug raises with its traceback.
+    """
+    from hvrnn.cli.boundary import user_error_line
     from hvrnn.log import enable_console_logging
 
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = _parse(parser, argv)
     except SystemExit as exc:  # --help, --version, or an argument error already printed
         return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USER_ERROR
     enable_console_logging()
+    shown = warnings.formatwarning
+    warnings.formatwarning = _warning_line
     try:
         return int(args.func(args) or 0)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except (PermissionError, FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
-        where = f" {exc.filename!r}" if exc.filename else ""
-        print(f"error: cannot access{where}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+    except KeyboardInterrupt as exc:
+        print(f"error: interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as exc:
-        from hvrnn.training.engine import TrainingDiverged
+        known = user_error_line(exc, args)
+        if known is None:
+            raise
+        print(f"error: {known[1]}", file=sys.stderr)
+        return known[0]
+    finally:
+        warnings.formatwarning = shown
 
-        if isinstance(exc, TrainingDiverged):
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_FAILURE
-        raise
+
+def _warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  line: str | None = None) -> str:
+    """Warnings on one line, like errors (a deprecated config key, a short test split)."""
+    return f"warning: {' '.join(str(message).split())}\n"
+
+
+__all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_USER_ERROR", "build_parser", "main"]

@@ -1,14 +1,83 @@
-"""Arguments shared by several commands."""
+"""Arguments shared by several commands, and the checked types of every number and device.
+
+Every numeric option of the command line is declared with :func:`integer` or :func:`number`:
+the parser refuses a value that is not finite or not in range (one ``error:`` line, exit 2)
+before any work starts. ``tests/test_reliability_properties.py`` checks that no numeric option
+is declared otherwise.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Callable
+
+from hvrnn.config.checks import DEVICE_PATTERN, INT_MAX
 
 FORMATTER = argparse.ArgumentDefaultsHelpFormatter
 
 
+class Checked:
+    """An argparse ``type``: parses a number and checks its range (``low``/``high``
+    inclusive, ``above`` exclusive); carries its limits for the help and the tests."""
+
+    def __init__(self, kind: type, low: float | None = None, high: float | None = None,
+                 above: float | None = None, below: float | None = None) -> None:
+        self.kind, self.low, self.high, self.above, self.below = kind, low, high, above, below
+        self.__name__ = kind.__name__  # argparse names the type in its messages
+
+    def describe(self) -> str:
+        what = "an integer" if self.kind is int else "a finite number"
+        parts = []
+        if self.above is not None:
+            parts.append(f"> {self.above:g}")
+        if self.low is not None:
+            parts.append(f">= {self.low:g}")
+        if self.high is not None:
+            parts.append(f"<= {self.high:g}")
+        if self.below is not None:
+            parts.append(f"< {self.below:g}")
+        return f"{what} {' and '.join(parts)}".strip()
+
+    def accepts(self, value: float) -> bool:
+        return (math.isfinite(value)
+                and (self.low is None or value >= self.low)
+                and (self.high is None or value <= self.high)
+                and (self.above is None or value > self.above)
+                and (self.below is None or value < self.below))
+
+    def __call__(self, text: str) -> int | float:
+        try:
+            value = self.kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {self.describe()}, got {text!r}") from None
+        if not self.accepts(value):
+            raise argparse.ArgumentTypeError(f"expected {self.describe()}, got {text!r}")
+        return value
+
+
+def integer(low: int = 0, high: int = INT_MAX) -> Callable[[str], int]:
+    """An integer option in ``[low, high]``."""
+    return Checked(int, low, high)
+
+
+def number(low: float | None = 0.0, high: float | None = 1e6, above: float | None = None,
+           below: float | None = None) -> Callable[[str], float]:
+    """A finite float option in ``[low, high]`` (and ``> above``, ``< below`` if given)."""
+    return Checked(float, low, high, above, below)
+
+
+def device(text: str) -> str:
+    """A device name (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``); whether this machine
+    has it is checked when the command starts, before it writes anything."""
+    if not DEVICE_PATTERN.match(text):
+        raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda, cuda:N or mps, got {text!r}")
+    return text
+
+
 def add_config_arguments(p: argparse.ArgumentParser, optional: bool = False) -> None:
-    """CONFIG (``optional``: it may be left out) and dotted key=value overrides."""
+    """CONFIG (``optional``: it may be left out) and dotted key=value overrides (accepted
+    anywhere on the command line, also after options)."""
     p.add_argument("config", metavar="CONFIG", nargs="?" if optional else None,
                    help="preset name (e.g. tiny, bair64) or YAML")
     p.add_argument("overrides", nargs="*", metavar="key=value",

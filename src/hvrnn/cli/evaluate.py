@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hvrnn.cli.common import FORMATTER
+from hvrnn.cli.common import FORMATTER, device, integer, number
 from hvrnn.errors import UserError
 from hvrnn.evaluation.protocols import format_protocols, get_protocol
 
@@ -52,14 +52,14 @@ def run(args: argparse.Namespace) -> int:
                              LPIPS_FILES[protocol.lpips_net], notes)
     i3d_weights = _weights(args.i3d_weights, args.no_fvd, "fvd", ("i3d",), notes)
     if args.predictions:
-        out, result = _score_predictions(args, lpips_weights, i3d_weights)
+        result = _score_predictions(args, lpips_weights, i3d_weights)
     else:
-        out, result = _score_checkpoint(args, lpips_weights, i3d_weights)
+        result = _score_checkpoint(args, lpips_weights, i3d_weights)
     from hvrnn.evaluation.report import format_summary
     from hvrnn.evaluation.scorer import SKIPPED
 
     print(format_summary(result))
-    print(f"results: {Path(out) / 'metrics.json'}")
+    print(f"results: {Path(result.folder) / 'metrics.json'}")
     for metric, note in notes.items():
         if result["implementations"].get(metric) == SKIPPED:  # not filled in from the config
             print(note, file=sys.stderr)
@@ -67,27 +67,27 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _score_predictions(args: argparse.Namespace, lpips_weights: Any, i3d_weights: Any
-                       ) -> tuple[str, dict[str, Any]]:
+                       ) -> dict[str, Any]:
     from hvrnn.evaluation.predictions import evaluate_predictions_file
 
-    out = args.out or str(Path(args.predictions).parent / f"eval-{args.protocol}")
-    return out, evaluate_predictions_file(
-        args.predictions, args.protocol, out, data_root=args.data_root,
+    for option in ("n_samples", "temperature"):
+        if getattr(args, option) is not None:
+            raise UserError(f"--{option.replace('_', '-')} is only used with a CHECKPOINT (the "
+                            "predictions file fixes it)")
+    return evaluate_predictions_file(
+        args.predictions, args.protocol, args.out, data_root=args.data_root,
         lpips_weights=lpips_weights, i3d_weights=i3d_weights, targets=args.targets,
         max_sequences=args.max_sequences, force=args.force, device=args.device)
 
 
 def _score_checkpoint(args: argparse.Namespace, lpips_weights: Any, i3d_weights: Any
-                      ) -> tuple[str, dict[str, Any]]:
+                      ) -> dict[str, Any]:
     from hvrnn.evaluation.from_checkpoint import evaluate_checkpoint
 
     if args.targets:
         raise UserError("--targets is only used with --predictions")
-    from hvrnn.checkpoint import default_output_base
-
-    out = args.out or str(default_output_base(args.checkpoint) / "eval" / args.protocol)
-    return out, evaluate_checkpoint(
-        args.checkpoint, args.protocol, out, data_root=args.data_root,
+    return evaluate_checkpoint(
+        args.checkpoint, args.protocol, args.out, data_root=args.data_root,
         n_samples=args.n_samples, max_sequences=args.max_sequences, device=args.device,
         lpips_weights=lpips_weights, i3d_weights=i3d_weights, batch_size=args.batch_size,
         temperature=args.temperature, force=args.force,
@@ -116,14 +116,18 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--targets", metavar="FILE.npz",
                    help="ground-truth clips (key 'videos', uint8 (sequences, K+T, H, W, C)) "
                    "instead of the prepared dataset (with --predictions)")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: eval/<protocol> next "
-                   "to the checkpoint, or next to the predictions)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: "
+                   "eval/<checkpoint>/<protocol> in the run directory, or "
+                   "eval-<file>-<protocol> next to the predictions; options that differ from "
+                   "the protocol's are added to the name)")
     p.add_argument("--data-root", metavar="DIR", help="prepared test data")
-    p.add_argument("--n-samples", type=int, help="samples per sequence (checkpoint only; "
-                   "default eval.n_samples, else the protocol's)")
-    p.add_argument("--max-sequences", type=int, help="score only the first N sequences "
-                   "(default eval.max_sequences, else the protocol's)")
-    p.add_argument("--temperature", type=float, help="prior variance multiplier (checkpoint "
+    p.add_argument("--n-samples", type=integer(1, 10_000),
+                   help="samples per sequence (checkpoint only; default eval.n_samples, else "
+                        "the protocol's)")
+    p.add_argument("--max-sequences", type=integer(1, 10_000_000),
+                   help="score only the first N sequences (default eval.max_sequences, else "
+                        "the protocol's)")
+    p.add_argument("--temperature", type=number(0.0), help="prior variance multiplier (checkpoint "
                    "only; default eval.temperature)")
     p.add_argument("--lpips-weights", metavar="P", help="LPIPS backbone file or folder "
                    "(default eval.lpips_weights, else the weights cache if it holds them)")
@@ -131,11 +135,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    "(default eval.i3d_weights, else the weights cache if it holds it)")
     p.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
     p.add_argument("--no-fvd", action="store_true", help="skip FVD")
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto")
-    p.add_argument("--batch-size", type=int, default=0, help="sequences per sampling batch "
-                   "(0: the checkpoint's eval.batch_size)")
+    p.add_argument("--device", type=device, default="auto", help="cpu, cuda or auto")
+    p.add_argument("--batch-size", type=integer(0, 10_000), default=0,
+                   help="sequences per sampling batch (0: the checkpoint's eval.batch_size)")
     p.add_argument("--no-save-predictions", action="store_true",
                    help="do not write predictions.npz (checkpoint only)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing metrics.json")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite the results (metrics.json, per_frame.csv, curves.png, "
+                        "predictions.npz) of an earlier evaluation in the output folder")
     p.set_defaults(func=run)
     return p

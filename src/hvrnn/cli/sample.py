@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from hvrnn.cli.common import FORMATTER
+from hvrnn.cli.common import FORMATTER, device, integer, number
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,14 +35,15 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="uint8 clips (N, T, H, W[, C]) in .npy, or .npz with key 'context' "
                         "(and optional 'truth'); frames after the first K are ground truth. "
                         "Default: the first sequences of the config's test split")
-    p.add_argument("--n-samples", type=int, default=5, metavar="N")
-    p.add_argument("--horizon", type=int, default=0, metavar="T",
+    p.add_argument("--n-samples", type=integer(1, 10_000), default=5, metavar="N")
+    p.add_argument("--horizon", type=integer(0, 10_000), default=0, metavar="T",
                    help="frames to predict (0 = eval.horizon, else data.n_pred)")
-    p.add_argument("--num-sequences", type=int, default=4, metavar="M",
+    p.add_argument("--num-sequences", type=integer(1, 1_000_000), default=4, metavar="M",
                    help="test sequences to use when --context is not given")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=integer(), default=0)
+    p.add_argument("--temperature", type=number(0.0), default=1.0,
+                   help="prior variance multiplier (0: the prior means)")
+    p.add_argument("--device", type=device, default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
                    help="output folder (default <run dir>/samples/<checkpoint name>)")
     p.add_argument("--force", action="store_true", help="replace files written before")
