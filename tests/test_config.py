@@ -164,3 +164,14 @@ def test_renamed_keys_still_work_with_a_deprecation_message(tmp_path):
     with pytest.raises(ConfigError, match="give only train.kl_beta"), \
             pytest.warns(FutureWarning):
         config_from_dict({"train": {"beta": 1.0, "kl_beta": 2.0}})
+
+
+def test_a_folder_named_like_a_preset_does_not_hide_it(tmp_path, monkeypatch):
+    """A run directory called like its preset (runs are often named so) must not be read as
+    the config file when the preset is named from its parent folder."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny").mkdir()
+    assert hvrnn.load_config("tiny").name == "tiny"
+    (tmp_path / "nopreset").mkdir()
+    with pytest.raises(ConfigError, match="nopreset"):
+        hvrnn.load_config("nopreset")

@@ -12,17 +12,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 import warnings
 from typing import NoReturn
 
 from hvrnn.cli.boundary import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USER_ERROR
-
-# OpenMP threads that spin while waiting make every step many times slower as soon as another
-# process shares the cores (seen: 40 s instead of 1.5 s per step on 2 busy cores). Must be set
-# before torch is imported; an explicit setting by the user wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Modules of this package, one per command.
 COMMANDS = ("info", "data", "train", "sample", "evaluate", "compare", "weights", "demo")

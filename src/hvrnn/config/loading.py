@@ -169,9 +169,12 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _source(name_or_path: str | Path) -> tuple[str, dict[str, Any], str]:
-    """(identity, raw dict, default name) of a preset name or a YAML path."""
+    """(identity, raw dict, default name) of a preset name or a YAML path. A bare name is a
+    preset unless a file of that name exists (a folder named like a preset, such as a run
+    directory, does not hide the preset)."""
     p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or p.exists() or "/" in str(name_or_path):
+    if p.suffix in (".yaml", ".yml") or p.is_file() or "/" in str(name_or_path) or \
+            (p.exists() and not (PRESET_DIR / f"{name_or_path}.yaml").exists()):
         if not p.exists():
             raise ConfigError(f"config file '{p}' does not exist")
         return str(p.resolve()), _read_yaml(p), p.stem

@@ -1,0 +1,100 @@
+"""The models shipped in the package (hvrnn/pretrained/<name>/): they load without the network,
+their weights match the SHA-256 of their model card, a damaged copy is refused in one line, and
+a small evaluation on real test clips beats copying the last context frame."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from einops import rearrange
+
+import hvrnn
+from hvrnn import pretrained
+from hvrnn.cli import main
+from hvrnn.errors import CheckpointError
+from hvrnn.metrics import ssim
+
+FIXTURE = Path(__file__).parent / "fixtures" / "smmnist32_test8.npz"  # 8 real test clips
+SHIPPED = pretrained.available()
+CARD_KEYS = ("summary", "data", "seed", "recipe", "steps", "wall_minutes", "machine",
+             "protocol", "metrics", "sha256", "parameters", "kind")
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a socket fails the test."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("a pretrained model tried to use the network")
+
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_the_smmnist32_models_are_shipped():
+    assert "smmnist32" in SHIPPED
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_loads_offline_and_matches_its_model_card(name, no_network):
+    folder = pretrained.folder(name)
+    card = pretrained.model_card(name)
+    assert all(k in card for k in CARD_KEYS), sorted(set(CARD_KEYS) - set(card))
+    weights = folder / pretrained.WEIGHTS_FILE
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == card["sha256"]
+    assert weights.stat().st_size <= 20 * 1024 * 1024  # the size budget of a shipped model
+    model, cfg = hvrnn.load_pretrained(name)
+    assert not model.training and cfg.model.kind == card["kind"]
+    assert sum(p.numel() for p in model.parameters()) == card["parameters"]
+    # The same model through the checkpoint API.
+    again, _ = hvrnn.load_checkpoint(f"pretrained:{name}")
+    for (k, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items(),
+                              strict=True):
+        assert torch.equal(a, b), k
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_a_damaged_copy_is_refused_in_one_line(name, tmp_path, capsys):
+    copy = tmp_path / name
+    shutil.copytree(pretrained.folder(name), copy)
+    weights = copy / pretrained.WEIGHTS_FILE
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte, same size
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="damaged"):
+        hvrnn.load_checkpoint(copy)
+    assert main(["sample", str(copy), "--out", str(tmp_path / "out")]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("error:") and "damaged" in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unknown_name_is_refused_in_one_line(capsys):
+    assert main(["sample", "pretrained:no_such_model"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "unknown pretrained model" in err[0] and "smmnist32" in err[0]
+
+
+@pytest.mark.parametrize("name", [n for n in SHIPPED if n.startswith("smmnist32")])
+def test_small_evaluation_beats_copying_the_last_frame(name):
+    """8 real test clips x 4 samples, 2 -> 10 frames: best-of-4 SSIM (uint8 frames, as the
+    protocol scores them) above copying the last context frame."""
+    with np.load(FIXTURE) as f:
+        clips = torch.from_numpy(f["clips"]).float() / 255  # (8, 12, 32, 32, 1)
+    video = rearrange(clips, "b t h w c -> b t c h w")
+    model, cfg = hvrnn.load_pretrained(name)
+    k = cfg.data.n_ctx
+    g = torch.Generator().manual_seed(0)
+    samples = hvrnn.sample(model, video[:, :k], horizon=10, n_samples=4, generator=g)
+    target = video[:, k:k + 10]
+    quantised = (samples * 255).round() / 255
+    per = ssim(rearrange(quantised, "b s t c h w -> (b s) t c h w"),
+               target.repeat_interleave(4, dim=0)).reshape(8, 4, 10)
+    best = per.mean(-1).max(1).values.mean().item()
+    copy = ssim(video[:, k - 1:k].expand_as(target), target).mean().item()
+    assert best > copy + 0.05, (best, copy)
