@@ -169,7 +169,7 @@ def export_pretrained(checkpoint: str | Path, out: str | Path, card: dict[str, A
         folder.write(WEIGHTS_FILE, lambda tmp: save_file(state, tmp))
         folder.write_text(CONFIG_FILE, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         facts = {**card, "kind": cfg.model.kind,
-                 "parameters": sum(v.numel() for v in state.values()),
+                 "parameters": sum(p.numel() for p in model.parameters()),
                  "sha256": sha256_file(folder.temp(WEIGHTS_FILE)),
                  "exported": _dt.date.today().isoformat()}
         front = yaml.safe_dump(facts, sort_keys=False, allow_unicode=True)

@@ -16,7 +16,7 @@ def format_pretrained(rows: list[dict[str, Any]]) -> str:
     lines = []
     for r in rows:
         scores = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                           for k, v in r["metrics"].items())
+                           for k, v in r["metrics"].items() if not isinstance(v, list))
         lines.append(f"{r['reference']:<28} {r['kind']:<8} {r['parameters']:>11,} parameters "
                      f"{r['megabytes']:>6.2f} MB")
         if r["summary"]:
