@@ -36,7 +36,7 @@ def training_minutes(run_dir: Path, step: int) -> float:
             if start is not None and last is not None:
                 total += last - start
             start, last = rec["time"], rec["time"]
-        elif start is not None and rec.get("step", 0) <= step:
+        elif start is not None and "time" in rec and rec.get("step", 0) <= step:
             last = rec["time"]
     if start is not None and last is not None:
         total += last - start

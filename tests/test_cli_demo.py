@@ -8,7 +8,7 @@ import numpy as np
 from conftest import fake_digits
 
 from hvrnn.cli import main
-from hvrnn.demo import copy_last_predictions
+from hvrnn.demo import black_predictions, copy_last_predictions
 
 
 def test_copy_last_predictions_repeats_the_last_context_frame():
@@ -18,7 +18,13 @@ def test_copy_last_predictions_repeats_the_last_context_frame():
     assert all(np.array_equal(pred[i, 0, t], ctx[i, -1]) for i in range(3) for t in range(5))
 
 
-def test_demo_prepares_trains_samples_and_compares(tmp_path, capsys):
+def test_black_predictions_are_zeros_of_the_prediction_shape():
+    ctx = np.full((2, 3, 4, 5, 1), 200, np.uint8)
+    pred = black_predictions(ctx, 6)
+    assert pred.shape == (2, 1, 6, 4, 5, 1) and pred.dtype == np.uint8 and not pred.any()
+
+
+def test_demo_scores_the_pretrained_model_references_and_a_model_trained_here(tmp_path, capsys):
     from hvrnn.data.smmnist import prepare_smmnist
 
     mnist = tmp_path / "mnist.npz"
@@ -30,14 +36,26 @@ def test_demo_prepares_trains_samples_and_compares(tmp_path, capsys):
     printed = capsys.readouterr().out
     results = json.loads((out / "demo_results.json").read_text())
     assert results["steps"] == 2 and results["protocol"] == "smmnist32-c2-p10-n10"
-    for name in ("trained", "untrained", "copy_last"):
-        metrics = json.loads((out / "eval" / name / "metrics.json").read_text())
-        assert results["scores"][name]["ssim_best"] == metrics["metrics"]["ssim"]["best"]["mean"]
-        assert f"{results['scores'][name]['ssim_best']:.4f}" in printed
-    assert results["trained_beats_copy_last"] == (results["scores"]["trained"]["ssim_best"]
-                                                  > results["scores"]["copy_last"]["ssim_best"])
-    for name in ("samples.npz", "grid.png", "seq_000.gif", "seq_000.mp4"):
-        assert (out / "samples" / name).is_file(), name
+    folders = {"pretrained (pretrained:smmnist32)": "pretrained",
+               "copy last frame": "copy_last_frame", "all-black frames": "all_black_frames",
+               "untrained (its initialisation)": "untrained"}
+    scratch = [name for name in results["scores"] if name.startswith("trained here (2 steps")]
+    assert len(scratch) == 1 and len(results["scores"]) == 5
+    folders[scratch[0]] = "scratch"
+    for name, folder in folders.items():
+        metrics = json.loads((out / "eval" / folder / "metrics.json").read_text())
+        row = results["scores"][name]
+        assert row["ssim_best"] == metrics["metrics"]["ssim"]["best"]["mean"]
+        assert row["ssim_best_t1"] == metrics["metrics"]["ssim"]["best"]["per_frame_mean"][0]
+        assert f"{row['ssim_best']:.3f}" in printed and name in printed
+    # The references are one deterministic prediction each; the models are scored best of N.
+    assert results["scores"]["copy last frame"]["n_samples"] == 1
+    assert results["scores"]["pretrained (pretrained:smmnist32)"]["n_samples"] > 1
+    black = np.load(out / "eval" / "all_black_frames_predictions.npz")["samples"]
+    assert not black.any()
+    for folder in ("pretrained_samples", "scratch_samples"):
+        for name in ("samples.npz", "grid.png", "seq_000.gif"):
+            assert (out / folder / name).is_file(), (folder, name)
     assert (out / "run" / "checkpoints" / "last.pt").is_file()
     # The demo never writes into a folder that already has files.
     assert main(["demo", "--out", str(out), "--data", str(data), "--steps", "2"]) == 2

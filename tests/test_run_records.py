@@ -176,3 +176,17 @@ def test_second_resume_is_refused_then_kill_9_is_recorded_and_the_lock_recovered
     kinds = [(r["kind"], r.get("status")) for r in _records(run) if r["kind"] != "train"]
     assert kinds == [("start", None), ("end", "failed"), ("start", None), ("end", "finished")]
     assert logs.run_status(run)["status"] == "finished"
+
+
+def test_a_killed_sessions_end_records_how_far_it_got_and_when(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    rows = [{"kind": "start", "step": 0, "time": 10.0},
+            {"kind": "end", "step": 20, "status": "interrupted", "time": 50.0},
+            {"kind": "start", "step": 20, "time": 60.0},
+            {"kind": "train", "step": 40, "time": 80.0},
+            {"kind": "train", "step": 70, "time": 95.5}]  # then kill -9
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    logs.MetricsLog(path).close()
+    end = json.loads(path.read_text().splitlines()[-1])
+    assert end["kind"] == "end" and end["status"] == "failed" and end["recorded_later"]
+    assert (end["step"], end["time"]) == (70, 95.5)

@@ -75,13 +75,17 @@ class MetricsLog:
         self.path = path
         needs_newline = path.exists() and path.stat().st_size > 0 and \
             not path.read_bytes().endswith(b"\n")
-        sessions = [r for r in _records(path) if r.get("kind") in ("start", "end")]
+        records = list(_records(path))
+        sessions = [r for r in records if r.get("kind") in ("start", "end")]
         self.file = open(path, "a")  # noqa: SIM115  (kept open for the whole run)
         if needs_newline:
             self.file.write("\n")
         if sessions and sessions[-1]["kind"] == "start":
+            # The killed session's last record says how far it got and when.
+            last = records[-1]
             self.write({"kind": "end", "status": "failed", "error": KILLED,
-                        "step": sessions[-1].get("step"), "recorded_later": True})
+                        "step": last.get("step"), "time": last.get("time"),
+                        "recorded_later": True})
 
     def write(self, record: dict[str, Any]) -> None:
         try:
