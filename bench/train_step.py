@@ -70,15 +70,14 @@ def main() -> None:
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
-    times = []
+    times, warmup_times = [], []
     for i in range(args.warmup + args.steps):
         if i == args.warmup and dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
         step()
         sync()
-        if i >= args.warmup:
-            times.append(time.perf_counter() - t0)
+        (times if i >= args.warmup else warmup_times).append(time.perf_counter() - t0)
     dt = statistics.median(times)
 
     from torch.utils.flop_counter import FlopCounterMode
@@ -92,6 +91,7 @@ def main() -> None:
         "checkpointing": args.checkpointing, "bf16": args.bf16, "compile": args.compile,
         "device": str(dev), "batch_size": args.batch_size, "clip_frames": d.n_ctx + d.n_pred,
         "parameters": hvrnn.count_parameters(model)["total"], "warmup": args.warmup,
+        "warmup_step_seconds": [round(t, 4) for t in warmup_times],
         "step_seconds": [round(t, 4) for t in times],
         "seconds_per_step": round(dt, 4), "frames_per_second": round(frames / dt, 3),
         "tflop_per_step": round(flops / 1e12, 4), "gflop_per_second": round(flops / dt / 1e9, 1),

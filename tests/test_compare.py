@@ -129,9 +129,14 @@ def test_compare_writes_table_curves_and_figures(runs, tmp_path, capsys):
     curves = iio.imread(out / "curves.png")
     assert curves.ndim == 3 and curves.shape[1] > 800  # one panel per metric
     assert summary["figure_steps"] == list(range(3, 13))  # 10 predicted frames: every one
-    for i in (0, 2):
-        fig = iio.imread(out / "figures" / f"seq_{i:04d}.png")
+    figs = [iio.imread(out / "figures" / f"seq_{i:04d}.png") for i in (0, 2)]
+    for fig in figs:
         assert fig.shape[0] > 4 * 40  # ground truth and three model rows
+    # Both sequences one under another: the first figure's pixels are the top of the stack.
+    stacked = iio.imread(out / "figures" / "sequences.png")[..., :3].astype(int)
+    assert stacked.shape[0] == figs[0].shape[0] + figs[1].shape[0]
+    top = figs[0][..., :3].astype(int)
+    assert np.abs(stacked[:top.shape[0], :top.shape[1]] - top).max() <= 1
     # An occupied output folder needs --force.
     assert main(["compare", *entries, "--protocol", PROTOCOL, "--out", str(out),
                  "--data-root", str(runs["data"])]) == 2

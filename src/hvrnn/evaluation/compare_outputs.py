@@ -226,7 +226,8 @@ def _figure_rows(entries: list[Entry], clip: np.ndarray, p: Protocol, row: int, 
 
 def write_figures(entries: list[Entry], p: Protocol, gt: Any, rows: list[int], show: str,
                   seed: int, out: Path) -> list[Path]:
-    """``figures/seq_<i>.png`` per test sequence: the ground truth, then one row per entry."""
+    """``figures/seq_<i>.png`` per test sequence: the ground truth, then one row per entry;
+    with several sequences also ``figures/sequences.png``, all of them one under another."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -259,7 +260,21 @@ def write_figures(entries: list[Entry], p: Protocol, gt: Any, rows: list[int], s
             folder / f"seq_{row:04d}.png",
             lambda tmp, f=fig: f.savefig(tmp, dpi=100, bbox_inches="tight")))
         plt.close(fig)
+    if len(written) > 1:
+        written.append(_stack_figures(written, folder / "sequences.png"))
     return written
+
+
+def _stack_figures(paths: list[Path], out: Path) -> Path:
+    """The per-sequence figures one under another (padded white to the widest) in one PNG."""
+    import matplotlib.image as mpimg
+
+    images = [mpimg.imread(p)[..., :3] for p in paths]  # (H, W, 3) floats in [0, 1]
+    width = max(img.shape[1] for img in images)
+    padded = [np.pad(img, ((0, 0), (0, width - img.shape[1]), (0, 0)), constant_values=1.0)
+              for img in images]
+    return write_atomically(out, lambda tmp: mpimg.imsave(tmp, np.concatenate(padded),
+                                                          format="png"))
 
 
 def compare(sources: list[str | Path], protocol: str | Protocol, out: str | Path, *,
