@@ -247,6 +247,14 @@ def _n_z_huge(w: World) -> list[str]:
     return train_argv(w, "model.n_z=1000000000")
 
 
+def _cpu_only_torch(mp: pytest.MonkeyPatch, cuda: str | None = None, devices: int = 0) -> None:
+    """This torch as a CPU-only build (or a CUDA build seeing ``devices`` GPUs), whatever the
+    machine the tests run on has."""
+    mp.setattr(torch.version, "cuda", cuda)
+    mp.setattr(torch.cuda, "is_available", lambda: devices > 0)
+    mp.setattr(torch.cuda, "device_count", lambda: devices)
+
+
 CASES = [
     # -- 1. a traceback before: output on a read-only file system, or a file given as a folder
     Case("data-out-read-only", lambda w: data_argv(w, out=w.tmp / "RO" / "new"),
@@ -327,12 +335,15 @@ CASES = [
          ("t.pt", "corrupt"), lambda w, mp: file(w, "t.pt", w.ckpt.read_bytes()[:3000])),
     # -- devices
     Case("sample-device-cuda-cpu-only", lambda w: sample_argv(w, "--device", "cuda"),
-         ("cuda",)),
+         ("cuda",), lambda w, mp: _cpu_only_torch(mp)),
     Case("sample-device-tpu9", lambda w: sample_argv(w, "--device", "tpu9"), ("tpu9",)),
     Case("evaluate-device-cuda-cpu-only", lambda w: eval_ckpt_argv(w, "--device", "cuda:1"),
-         ("cuda:1",)),
+         ("cuda:1",), lambda w, mp: _cpu_only_torch(mp)),
+    Case("evaluate-device-cuda-index-too-high",
+         lambda w: eval_ckpt_argv(w, "--device", "cuda:1"), ("cuda:1", "1 CUDA device"),
+         lambda w, mp: _cpu_only_torch(mp, cuda="12.8", devices=1)),
     Case("train-device-cuda-cpu-only", lambda w: train_argv(w, "train.device=cuda"),
-         ("cuda",)),
+         ("cuda",), lambda w, mp: _cpu_only_torch(mp)),
     Case("train-device-tpu9", lambda w: train_argv(w, "train.device=tpu9"), ("tpu9",)),
     # -- values that passed validation and failed later
     Case("train-adam-betas", lambda w: train_argv(w, "train.betas=[2,3]"), ("adam_betas",)),
@@ -544,6 +555,19 @@ def test_in_a_real_process(argv: Callable, needle: str, world: World, tmp_path: 
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert len([ln for ln in lines if ln.startswith("error: ")]) == 1 and needle in lines[-1]
     assert fingerprint(world.shared, tmp_path) == before
+
+
+def test_a_closed_stdout_stops_the_command_quietly() -> None:
+    """``hvrnn evaluate --list-protocols | head -1``: the reader is gone before the command
+    writes; it stops with the SIGPIPE status and no traceback."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent.parent / "src"),
+                                          os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "hvrnn.cli", "evaluate", "--list-protocols"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()  # long before the interpreter has started and printed
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141 and b"Traceback" not in err, err.decode()
 
 
 # ---- what the command line accepts -------------------------------------------------------------

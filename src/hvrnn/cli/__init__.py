@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import warnings
 from typing import NoReturn
 
-from hvrnn.cli.boundary import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USER_ERROR
+from hvrnn.cli.boundary import EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USER_ERROR
 
 # Modules of this package, one per command.
 COMMANDS = ("info", "data", "train", "sample", "evaluate", "compare", "weights", "demo")
@@ -79,6 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         print(f"error: interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of stdout went away (`hvrnn ... | head`): stop quietly, as a process killed
+        # by SIGPIPE would, and keep the interpreter's last flush from raising again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except Exception as exc:
         known = user_error_line(exc, args)
         if known is None:
@@ -95,4 +101,5 @@ def _warning_line(message: Warning | str, category: type[Warning], filename: str
     return f"warning: {' '.join(str(message).split())}\n"
 
 
-__all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_USER_ERROR", "build_parser", "main"]
+__all__ = ["EXIT_BROKEN_PIPE", "EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_USER_ERROR",
+           "build_parser", "main"]

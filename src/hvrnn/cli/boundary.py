@@ -28,6 +28,7 @@ from typing import Any
 EXIT_USER_ERROR = 2
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of stdout closed it
 
 # File-system errors caused by the user's paths or machine, with what they advise.
 _WRITE_ERRNOS = {errno.ENOSPC: "free some space or write elsewhere",

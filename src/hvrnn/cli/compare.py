@@ -47,8 +47,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "the predicted steps t = 3, 4, 6, 8, 10, 12, 15, 18, 20, 25 within the horizon, or "
         "every predicted step for horizons of 10 frames or fewer; figures/sequences.png "
         "stacks them). An entry's evaluation for "
-        "the protocol is reused where it exists (eval/<protocol> of a run, next to a "
-        "predictions file, or the evaluation folder given); otherwise it is evaluated into "
+        "the protocol is reused where it exists (where hvrnn evaluate writes it by default for "
+        "that checkpoint, next to a predictions file, or the evaluation folder given); "
+        "otherwise it is evaluated into "
         "DIR/evaluations/<label>. Entries scored under different protocols are refused. "
         f"Protocols: {', '.join(PROTOCOLS)}.")
     p.add_argument("entries", nargs="+", metavar="ENTRY",
