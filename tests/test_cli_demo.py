@@ -56,6 +56,9 @@ def test_demo_scores_the_pretrained_model_references_and_a_model_trained_here(tm
     for folder in ("pretrained_samples", "scratch_samples"):
         for name in ("samples.npz", "grid.png", "seq_000.gif"):
             assert (out / folder / name).is_file(), (folder, name)
+        # The samples' context comes from the demo's data, wherever the model was trained.
+        written = json.loads((out / folder / "samples.json").read_text())
+        assert written["context"] == f"{data} (test split)"
     assert (out / "run" / "checkpoints" / "last.pt").is_file()
     # The demo never writes into a folder that already has files.
     assert main(["demo", "--out", str(out), "--data", str(data), "--steps", "2"]) == 2

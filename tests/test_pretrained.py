@@ -51,6 +51,8 @@ def test_loads_offline_and_matches_its_model_card(name, no_network):
     model, cfg = hvrnn.load_pretrained(name)
     assert not model.training and cfg.model.kind == card["kind"]
     assert sum(p.numel() for p in model.parameters()) == card["parameters"]
+    # Nothing in its config points at the machine that trained it.
+    assert not Path(cfg.data.root).is_absolute() and ".." not in Path(cfg.data.root).parts
     # The same model through the checkpoint API.
     again, _ = hvrnn.load_checkpoint(f"pretrained:{name}")
     for (k, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items(),
@@ -98,3 +100,13 @@ def test_small_evaluation_beats_copying_the_last_frame(name):
     best = per.mean(-1).max(1).values.mean().item()
     copy = ssim(video[:, k - 1:k].expand_as(target), target).mean().item()
     assert best > copy + 0.05, (best, copy)
+
+
+def test_a_data_root_of_the_training_machine_is_not_shipped():
+    cfg = {"data": {"root": "/home/someone/data/smmnist32", "n_ctx": 2}, "model": {}}
+    assert pretrained.portable_config(cfg)["data"] == {"root": "data/smmnist32", "n_ctx": 2}
+    assert cfg["data"]["root"] == "/home/someone/data/smmnist32"  # the run's config is kept
+    assert pretrained.portable_config({"data": {"root": "../x/bair"}})["data"]["root"] == \
+        "data/bair"
+    assert pretrained.portable_config({"data": {"root": "data/kth"}})["data"]["root"] == \
+        "data/kth"

@@ -115,7 +115,7 @@ def _pretrained_part(out: Path, data: Path) -> tuple[dict[str, Any], Path]:
     logger.info(f"[2/{STEPS}] the pretrained model {PRETRAINED}: samples of 4 test sequences "
                 f"and its scores on {PROTOCOL} ...")
     samples = write_samples(PRETRAINED, out / "pretrained_samples", n_samples=5,
-                            num_sequences=4, device="cpu")
+                            num_sequences=4, device="cpu", data_root=data)
     result = evaluate_checkpoint(PRETRAINED, PROTOCOL, out / "eval" / "pretrained",
                                  data_root=data, device="cpu")
     return result, samples
@@ -142,7 +142,7 @@ def _scratch_part(out: Path, cfg: ExperimentConfig, data: Path, budget: str
     logger.info(f"[4/{STEPS}] sampling and scoring the model trained here and its "
                 "initialisation ...")
     samples = write_samples(result.checkpoint, out / "scratch_samples", n_samples=5,
-                            num_sequences=4, device="cpu")
+                            num_sequences=4, device="cpu", data_root=data)
     scores = {f"trained here ({result.step} steps, {seconds / 60:.1f} min)": evaluate_checkpoint(
         result.checkpoint, PROTOCOL, out / "eval" / "scratch", data_root=data, device="cpu"),
         "untrained (its initialisation)": evaluate_checkpoint(

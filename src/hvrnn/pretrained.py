@@ -143,6 +143,16 @@ def load_pretrained(name: str, device: str = "cpu") -> tuple[Any, Any]:
     return load_weights_folder(folder(name), device)
 
 
+def portable_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """A run's config as shipped: a data root outside the working folder (the path on the
+    machine that trained it) becomes ``data/<its last folder>``, the layout every preset uses,
+    so that the model reads its test clips where the user prepared them."""
+    root = Path(cfg["data"]["root"])
+    if root.is_absolute() or ".." in root.parts:
+        cfg = {**cfg, "data": {**cfg["data"], "root": f"data/{root.name}"}}
+    return cfg
+
+
 def export_pretrained(checkpoint: str | Path, out: str | Path, card: dict[str, Any],
                       prose: str = "", force: bool = False) -> Path:
     """Write a checkpoint's weights, config and model card as a pretrained-model folder.
@@ -167,7 +177,8 @@ def export_pretrained(checkpoint: str | Path, out: str | Path, card: dict[str, A
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     with OutputFolder(out, force=force) as folder:
         folder.write(WEIGHTS_FILE, lambda tmp: save_file(state, tmp))
-        folder.write_text(CONFIG_FILE, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        folder.write_text(CONFIG_FILE, yaml.safe_dump(portable_config(cfg.to_dict()),
+                                                      sort_keys=False))
         facts = {**card, "kind": cfg.model.kind,
                  "parameters": sum(p.numel() for p in model.parameters()),
                  "sha256": sha256_file(folder.temp(WEIGHTS_FILE)),

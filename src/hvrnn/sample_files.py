@@ -84,11 +84,13 @@ def _grid_steps(t: int, max_columns: int = 10) -> list[int]:
     return sorted({int(round(x)) for x in np.linspace(0, t - 1, max_columns)})
 
 
-def _test_clips(cfg, num_sequences: int, horizon: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first test clips of the checkpoint's dataset: context (M, K, ...) and truth."""
+def _test_clips(cfg, num_sequences: int, horizon: int, root: str
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first test clips of the checkpoint's dataset in ``root``: context (M, K, ...) and
+    truth."""
     from hvrnn.data import build_dataset
 
-    ds = build_dataset(dataclasses.replace(cfg.data, n_pred=horizon), "test")
+    ds = build_dataset(dataclasses.replace(cfg.data, n_pred=horizon, root=root), "test")
     clips = torch.stack([ds[i] for i in range(min(num_sequences, len(ds)))])
     return clips[:, :cfg.data.n_ctx], clips[:, cfg.data.n_ctx:]
 
@@ -161,7 +163,8 @@ def _draw(model: Any, ctx: torch.Tensor, cfg: Any, horizon: int, n_samples: int,
 def write_samples(checkpoint: str | Path, out: str | Path | None = None, *,
                   context: str | Path | None = None, n_samples: int = 5, horizon: int = 0,
                   num_sequences: int = 4, seed: int = 0, temperature: float = 1.0,
-                  device: str = "auto", force: bool = False, video: bool = True) -> Path:
+                  device: str = "auto", force: bool = False, video: bool = True,
+                  data_root: str | Path | None = None) -> Path:
     """Draw samples from a checkpoint and write them as npz, PNG grids, GIFs and MP4s.
 
     Every input is checked before sampling; the files appear together when all are
@@ -171,7 +174,8 @@ def write_samples(checkpoint: str | Path, out: str | Path | None = None, *,
         checkpoint: a checkpoint file or a run directory.
         out: output folder (default ``<run dir>/samples/<checkpoint name>``).
         context: ``.npy``/``.npz`` of uint8 clips (see :func:`read_context_file`); default the
-            first ``num_sequences`` clips of the checkpoint config's test split.
+            first ``num_sequences`` clips of the test split in ``data_root`` (default: the
+            checkpoint config's ``data.root``).
         n_samples: samples per sequence (a deterministic model draws one); horizon:
             predicted frames (0: ``eval.horizon`` or ``data.n_pred``).
         seed: seed of the latent noise; temperature: prior variance multiplier (0: the
@@ -194,8 +198,9 @@ def write_samples(checkpoint: str | Path, out: str | Path | None = None, *,
     dev = resolve_device(device)
     model, cfg = load_checkpoint(path, device=dev)
     horizon = horizon or cfg.eval.horizon or cfg.data.n_pred
+    root = str(data_root) if data_root is not None else cfg.data.root
     if context is None:
-        ctx, truth = _test_clips(cfg, num_sequences, horizon)
+        ctx, truth = _test_clips(cfg, num_sequences, horizon, root)
     else:
         ctx, truth = read_context_file(context, cfg.data.n_ctx, cfg.data.image_size,
                                        cfg.data.channels)
@@ -214,6 +219,6 @@ def write_samples(checkpoint: str | Path, out: str | Path | None = None, *,
             "checkpoint": str(path), "n_samples": int(arrays["samples"].shape[1]),
             "horizon": horizon, "seed": seed,
             "temperature": temperature, "sequences": int(arrays["samples"].shape[0]),
-            "context": str(context) if context is not None else f"{cfg.data.root} (test split)",
+            "context": str(context) if context is not None else f"{root} (test split)",
             "grid_columns": steps}, indent=2), marker=True)
     return folder.path

@@ -15,7 +15,8 @@ def run(args: argparse.Namespace) -> int:
     out = write_samples(args.checkpoint, out=args.out, context=args.context,
                         n_samples=args.n_samples, horizon=args.horizon,
                         num_sequences=args.num_sequences, seed=args.seed,
-                        temperature=args.temperature, device=args.device, force=args.force)
+                        temperature=args.temperature, device=args.device, force=args.force,
+                        data_root=args.data_root)
     print(f"wrote samples.npz, grids (PNG), GIFs and MP4s to {out}")
     return 0
 
@@ -35,6 +36,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="uint8 clips (N, T, H, W[, C]) in .npy, or .npz with key 'context' "
                         "(and optional 'truth'); frames after the first K are ground truth. "
                         "Default: the first sequences of the config's test split")
+    p.add_argument("--data-root", type=Path, default=None, metavar="DIR",
+                   help="prepared data whose test split gives the context when --context is "
+                        "not given (default: the checkpoint config's data.root)")
     p.add_argument("--n-samples", type=integer(1, 10_000), default=5, metavar="N")
     p.add_argument("--horizon", type=integer(0, 10_000), default=0, metavar="T",
                    help="frames to predict (0 = eval.horizon, else data.n_pred)")
