@@ -54,12 +54,14 @@ def main() -> None:
     from hvrnn.training.logs import read_metrics
 
     fig, (a_ssim, a_kl) = plt.subplots(1, 2, figsize=(12, 4.2))
+    colors = plt.get_cmap("tab20" if len(args.runs) > 10 else "tab10").colors
     for i, run in enumerate(args.runs):
         label = args.labels[i] if args.labels else run.name
         minutes = session_minutes(run)
         val = [r for r in read_metrics(run, "val") if r["step"] in minutes]
         t = [minutes[r["step"]] for r in val]
-        line, = a_ssim.plot(t, [r["ssim_best"] for r in val], marker=".", label=label)
+        line, = a_ssim.plot(t, [r["ssim_best"] for r in val], marker=".", label=label,
+                            color=colors[i % len(colors)])
         levels = sorted(k for k in val[0] if k.startswith("kl/level_"))
         for k in levels:
             a_kl.plot(t, [max(r[k], 1e-3) for r in val], marker=".", color=line.get_color(),
