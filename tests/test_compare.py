@@ -211,3 +211,25 @@ def test_shipped_models_are_entries_and_starting_points(runs, tmp_path, monkeypa
                  "train.init_from=pretrained:tinypred", "--run-dir",
                  str(tmp_path / "tuned")]) == 0
     capsys.readouterr()
+
+
+def test_a_failure_midway_leaves_no_partial_comparison(runs, tmp_path, capsys, monkeypatch):
+    """The table, curves, figures and compare.json appear together or not at all."""
+    import errno
+
+    from hvrnn.evaluation import compare_outputs
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "cmp3" / "x.png"))
+
+    monkeypatch.setattr(compare_outputs, "write_figures", full_disk)
+    out = tmp_path / "cmp3"
+    argv = ["compare", str(_evaluation(runs["savp"])), str(_evaluation(runs["prednet"])),
+            "--protocol", PROTOCOL, "--out", str(out), "--data-root", str(runs["data"])]
+    assert main(argv) == 2
+    assert "No space left" in capsys.readouterr().err
+    assert not out.exists()  # the table and curves written before the failure are gone
+    monkeypatch.undo()
+    assert main(argv) == 0  # nothing left in the way
+    assert {"table.md", "table.csv", "curves.png", "compare.json"} <= {
+        p.name for p in out.iterdir()}

@@ -21,14 +21,27 @@ from hvrnn.errors import UserError
 from hvrnn.evaluation.compare import Entry, collect_entries, evaluate_missing
 from hvrnn.evaluation.ground_truth import clips_uint8, ground_truth
 from hvrnn.evaluation.protocols import Protocol, get_protocol
-from hvrnn.io.files import prepare_output_dir, write_atomically
-from hvrnn.io.locks import FolderLock
+from hvrnn.io.files import write_atomically
+from hvrnn.io.output import OutputFolder
 
 PAPER_STEPS = (3, 4, 6, 8, 10, 12, 15, 18, 20, 25)
 EVERY_STEP_UP_TO = 10  # horizons this short show every predicted frame
 SHOWN = ("best", "mean")  # best of N, mean of N
 DIGITS = {"psnr": 2}  # 4 for the others
 OUTPUTS = ("table.md", "table.csv", "curves.png", "compare.json")
+Out = Path | OutputFolder  # a folder written file by file, or as one unit
+
+
+def _put(out: Out, name: str, write: Any) -> Path:
+    """``write(tmp)`` for the file ``name`` of ``out``: renamed into place at once (a plain
+    folder) or with the rest of the unit (an :class:`OutputFolder`). Returns the path written."""
+    if isinstance(out, OutputFolder):
+        return out.write(name, write)
+    return write_atomically(out / name, write)
+
+
+def _root(out: Out) -> Path:
+    return out.path if isinstance(out, OutputFolder) else out
 
 
 def figure_steps(n_ctx: int, n_pred: int) -> list[int]:
@@ -118,7 +131,7 @@ def table_rows(entries: list[Entry]) -> tuple[list[str], list[list[str]], list[s
     return md_head, md_rows, csv_head, csv_rows
 
 
-def write_table(entries: list[Entry], p: Protocol, out: Path) -> None:
+def write_table(entries: list[Entry], p: Protocol, out: Out) -> None:
     """``table.md`` (cells: mean ± std over sequences [bootstrap 95% interval]) and
     ``table.csv`` (the same numbers, unrounded)."""
     md_head, md_rows, csv_head, csv_rows = table_rows(entries)
@@ -128,16 +141,16 @@ def write_table(entries: list[Entry], p: Protocol, out: Path) -> None:
              "clip; sampling throughput in predicted frames per second.", "",
              "| " + " | ".join(md_head) + " |", "|" + "---|" * len(md_head)]
     lines += ["| " + " | ".join(row) + " |" for row in md_rows]
-    write_atomically(out / "table.md", lambda t: t.write_text("\n".join(lines) + "\n"))
+    _put(out, "table.md", lambda t: t.write_text("\n".join(lines) + "\n"))
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(csv_head)
     writer.writerows([[repr(v) if isinstance(v, float) else v for v in row]
                       for row in csv_rows])
-    write_atomically(out / "table.csv", lambda t: t.write_text(buf.getvalue()))
+    _put(out, "table.csv", lambda t: t.write_text(buf.getvalue()))
 
 
-def write_curves(entries: list[Entry], p: Protocol, out: Path) -> None:
+def write_curves(entries: list[Entry], p: Protocol, out: Out) -> None:
     """``curves.png``: per metric, the per-frame best-of-N (solid) and mean-of-N (dashed)
     curves of every entry."""
     import matplotlib
@@ -163,7 +176,7 @@ def write_curves(entries: list[Entry], p: Protocol, out: Path) -> None:
     axes[0][0].legend(fontsize=7)
     fig.suptitle(p.id)
     fig.tight_layout()
-    write_atomically(out / "curves.png", lambda tmp: fig.savefig(tmp, dpi=100))
+    _put(out, "curves.png", lambda tmp: fig.savefig(tmp, dpi=100))
     plt.close(fig)
 
 
@@ -225,7 +238,7 @@ def _figure_rows(entries: list[Entry], clip: np.ndarray, p: Protocol, row: int, 
 
 
 def write_figures(entries: list[Entry], p: Protocol, gt: Any, rows: list[int], show: str,
-                  seed: int, out: Path) -> list[Path]:
+                  seed: int, out: Out) -> list[Path]:
     """``figures/seq_<i>.png`` per test sequence: the ground truth, then one row per entry;
     with several sequences also ``figures/sequences.png``, all of them one under another."""
     import matplotlib
@@ -235,9 +248,8 @@ def write_figures(entries: list[Entry], p: Protocol, gt: Any, rows: list[int], s
 
     samples = {e.label: read_samples(e.predictions, rows) for e in entries
                if e.predictions is not None}
-    folder = out / "figures"
-    folder.mkdir(exist_ok=True)
-    steps, written = figure_steps(p.n_ctx, p.n_pred), []
+    (_root(out) / "figures").mkdir(exist_ok=True)
+    steps, written, names = figure_steps(p.n_ctx, p.n_pred), [], []
     for row in rows:
         clip = clips_uint8(gt, row, row + 1, p)[0]  # (K + T, H, W, C)
         images, labels = _figure_rows(entries, clip, p, row, show, seed, samples)
@@ -256,16 +268,17 @@ def write_figures(entries: list[Entry], p: Protocol, gt: Any, rows: list[int], s
         top.xaxis.set_ticks_position("top")
         fig.suptitle(f"{p.id}, test sequence {row}", fontsize=9)
         fig.tight_layout()
-        written.append(write_atomically(  # a tight box keeps long labels whole
-            folder / f"seq_{row:04d}.png",
-            lambda tmp, f=fig: f.savefig(tmp, dpi=100, bbox_inches="tight")))
+        names.append(f"figures/seq_{row:04d}.png")
+        written.append(_put(  # a tight box keeps long labels whole
+            out, names[-1], lambda tmp, f=fig: f.savefig(tmp, dpi=100, bbox_inches="tight")))
         plt.close(fig)
     if len(written) > 1:
-        written.append(_stack_figures(written, folder / "sequences.png"))
-    return written
+        names.append("figures/sequences.png")
+        _stack_figures(written, out, names[-1])
+    return [_root(out) / name for name in names]
 
 
-def _stack_figures(paths: list[Path], out: Path) -> Path:
+def _stack_figures(paths: list[Path], out: Out, name: str) -> Path:
     """The per-sequence figures one under another (padded white to the widest) in one PNG."""
     import matplotlib.image as mpimg
 
@@ -273,8 +286,7 @@ def _stack_figures(paths: list[Path], out: Path) -> Path:
     width = max(img.shape[1] for img in images)
     padded = [np.pad(img, ((0, 0), (0, width - img.shape[1]), (0, 0)), constant_values=1.0)
               for img in images]
-    return write_atomically(out, lambda tmp: mpimg.imsave(tmp, np.concatenate(padded),
-                                                          format="png"))
+    return _put(out, name, lambda tmp: mpimg.imsave(tmp, np.concatenate(padded), format="png"))
 
 
 def compare(sources: list[str | Path], protocol: str | Protocol, out: str | Path, *,
@@ -309,17 +321,18 @@ def compare(sources: list[str | Path], protocol: str | Protocol, out: str | Path
     bad = [i for i in sequences if not 0 <= i < available]
     if bad:
         raise UserError(f"sequence {bad[0]} does not exist: the protocol scores {available}")
-    out = prepare_output_dir(out, force=force, watched=OUTPUTS)
-    with FolderLock(out, "comparison folder"):  # a second writer is refused
-        return _compare_into(out, entries, p, gt, sequences, show, seed,
+    folder = OutputFolder(out, force=force, watched=OUTPUTS, what="comparison folder")
+    folder.check()  # before any evaluation
+    with folder:  # locked; the table, curves, figures and compare.json appear together
+        return _compare_into(folder, entries, p, gt, sequences, show, seed,
                              {"data_root": data_root, **eval_options})
 
 
-def _compare_into(out: Path, entries: list[Entry], p: Protocol, gt: Any,
+def _compare_into(out: OutputFolder, entries: list[Entry], p: Protocol, gt: Any,
                   sequences: tuple[int, ...], show: str, seed: int, options: dict[str, Any]
                   ) -> dict[str, Any]:
     """Evaluate what is missing, then write the table, curves, figures and compare.json."""
-    evaluate_missing(entries, p, out, options)
+    evaluate_missing(entries, p, out.path, options)
     scored = min(e.metrics["n_sequences"] for e in entries)
     if max(sequences) >= scored:
         raise UserError(f"sequence {max(sequences)} was not scored: the entries hold "
@@ -335,8 +348,7 @@ def _compare_into(out: Path, entries: list[Entry], p: Protocol, gt: Any,
                                                                        "metrics.json"),
                             "predictions": str(e.predictions) if e.predictions else None}
                            for e in entries]}
-    write_atomically(out / "compare.json", lambda t: t.write_text(json.dumps(summary,
-                                                                             indent=2)))
+    out.write_text("compare.json", json.dumps(summary, indent=2), marker=True)
     return summary
 
 
