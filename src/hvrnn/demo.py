@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from hvrnn.config import ExperimentConfig, load_config
-from hvrnn.io.files import prepare_output_dir
+from hvrnn.io.files import prepare_output_dir, write_atomically
 from hvrnn.log import logger
 
 PRETRAINED = "pretrained:smmnist32"
@@ -76,7 +76,9 @@ def _score_references(evals: Path, context: np.ndarray, horizon: int, data: Path
     for name, make in REFERENCES.items():
         slug = name.replace(" ", "_").replace("-", "_")
         path = evals / f"{slug}_predictions.npz"
-        np.savez_compressed(path, samples=make(context, horizon), context=context)
+        preds = make(context, horizon)
+        write_atomically(path, lambda tmp, a=preds: np.savez_compressed(tmp, samples=a,
+                                                                        context=context))
         scores[name] = evaluate_predictions_file(path, PROTOCOL, evals / slug, data_root=data)
     return scores
 
@@ -196,5 +198,6 @@ def run_demo(out: str | Path | None = None, data: str | Path = "data/smmnist32",
                     "scratch_samples": str(scratch_samples), "evaluation": str(out / "eval"),
                     "summary": str(out / "demo_results.json")},
     }
-    (out / "demo_results.json").write_text(json.dumps(results, indent=2))
+    write_atomically(out / "demo_results.json",
+                     lambda tmp: tmp.write_text(json.dumps(results, indent=2)))
     return results
