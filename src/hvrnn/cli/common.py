@@ -17,6 +17,13 @@ from hvrnn.config.checks import DEVICE_PATTERN, INT_MAX
 FORMATTER = argparse.ArgumentDefaultsHelpFormatter
 
 
+def _show(bound: float) -> str:
+    """A bound as a person writes it: 2147483647, 10000000, 0.5, 1e+30."""
+    if float(bound).is_integer() and abs(bound) < 1e15:
+        return str(int(bound))
+    return f"{bound:g}"
+
+
 class Checked:
     """An argparse ``type``: parses a number and checks its range (``low``/``high``
     inclusive, ``above`` exclusive); carries its limits for the help and the tests."""
@@ -29,14 +36,15 @@ class Checked:
     def describe(self) -> str:
         what = "an integer" if self.kind is int else "a finite number"
         parts = []
-        if self.above is not None:
-            parts.append(f"> {self.above:g}")
-        if self.low is not None:
-            parts.append(f">= {self.low:g}")
-        if self.high is not None:
-            parts.append(f"<= {self.high:g}")
-        if self.below is not None:
-            parts.append(f"< {self.below:g}")
+        # The tighter of each pair of bounds (``> 0`` says all that ``>= 0`` would).
+        if self.above is not None and (self.low is None or self.above >= self.low):
+            parts.append(f"> {_show(self.above)}")
+        elif self.low is not None:
+            parts.append(f">= {_show(self.low)}")
+        if self.below is not None and (self.high is None or self.below <= self.high):
+            parts.append(f"< {_show(self.below)}")
+        elif self.high is not None:
+            parts.append(f"<= {_show(self.high)}")
         return f"{what} {' and '.join(parts)}".strip()
 
     def accepts(self, value: float) -> bool:
