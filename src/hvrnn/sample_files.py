@@ -167,19 +167,17 @@ def write_samples(checkpoint: str | Path, out: str | Path | None = None, *,
                   data_root: str | Path | None = None) -> Path:
     """Draw samples from a checkpoint and write them as npz, PNG grids, GIFs and MP4s.
 
-    Every input is checked before sampling; the files appear together when all are
-    complete (:class:`~hvrnn.io.output.OutputFolder`): a failure leaves the folder as it was.
+    Every input is checked before sampling; the files appear together when all are complete
+    (:class:`~hvrnn.io.output.OutputFolder`): a failure leaves the folder as it was. Args:
 
-    Args:
-        checkpoint: a checkpoint file or a run directory.
+        checkpoint: a checkpoint file, a run directory or ``pretrained:NAME``.
         out: output folder (default ``<run dir>/samples/<checkpoint name>``).
         context: ``.npy``/``.npz`` of uint8 clips (see :func:`read_context_file`); default the
             first ``num_sequences`` clips of the test split in ``data_root`` (default: the
             checkpoint config's ``data.root``).
         n_samples: samples per sequence (a deterministic model draws one); horizon:
             predicted frames (0: ``eval.horizon`` or ``data.n_pred``).
-        seed: seed of the latent noise; temperature: prior variance multiplier (0: the
-            prior means).
+        seed: seed of the latent noise; temperature: prior variance multiplier (0: means).
         video: also write MP4s (needs imageio-ffmpeg).
 
     Returns:
