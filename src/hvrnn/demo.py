@@ -1,6 +1,6 @@
 """The CPU quick start (``hvrnn demo``, what ``make demo`` runs).
 
-:func:`run_demo` shows, in about ten minutes on a laptop CPU:
+:func:`run_demo` shows, in about five minutes on a 2-core CPU:
 
 1. the pretrained model ``pretrained:smmnist32`` (shipped in the package, no download): its
    samples for fixed test sequences (PNG grids, GIFs) and its scores on protocol

@@ -30,7 +30,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                     "protocol smmnist32-c2-p10-n10 next to copying the last context frame and "
                     "all-black frames; then train the same recipe from scratch for a few "
                     "minutes and score it and its untrained initialisation the same way. "
-                    "About ten minutes on a laptop CPU.")
+                    "About five minutes on a 2-core CPU.")
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
                    help="output folder (default demo/<date>); must be new or empty")
     p.add_argument("--data", type=Path, default=Path("data/smmnist32"), metavar="DIR",
