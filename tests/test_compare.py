@@ -233,3 +233,22 @@ def test_a_failure_midway_leaves_no_partial_comparison(runs, tmp_path, capsys, m
     assert main(argv) == 0  # nothing left in the way
     assert {"table.md", "table.csv", "curves.png", "compare.json"} <= {
         p.name for p in out.iterdir()}
+
+
+def test_an_evaluation_folder_is_named_after_what_it_scored(tmp_path):
+    import json
+
+    from hvrnn.evaluation.compare import _evaluation_label
+
+    cases = {"runs/a/checkpoints/step_00000040.pt": "a/step_00000040",
+             "/x/hvrnn/pretrained/smmnist32/model.safetensors": "smmnist32",
+             "pretrained:smmnist32": "smmnist32"}
+    for i, (ckpt, label) in enumerate(cases.items()):
+        folder = tmp_path / f"e{i}" / "smmnist32-c2-p10-n10"
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"checkpoint": ckpt}))
+        assert _evaluation_label(folder) == label
+    folder = tmp_path / "p" / "smmnist32-c2-p10-n10"
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({"predictions_file": "/d/copy_last.npz"}))
+    assert _evaluation_label(folder) == "copy_last"

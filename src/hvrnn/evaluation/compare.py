@@ -88,7 +88,7 @@ def resolve_entry(source: str | Path, label: str | None, protocol: Protocol) -> 
     if not path.exists():
         raise UserError(f"{str(path)!r} does not exist")
     if path.is_dir() and (path / "metrics.json").is_file():
-        return Entry(label or path.name, path, "evaluation", metrics_dir=path)
+        return Entry(label or _evaluation_label(path), path, "evaluation", metrics_dir=path)
     if path.suffix == ".npz":
         entry = Entry(label or path.stem, path, "predictions")
         entry.metrics_dir = _evaluated([path.parent, predictions_eval_folder(path, protocol),
@@ -100,6 +100,28 @@ def resolve_entry(source: str | Path, label: str | None, protocol: Protocol) -> 
     return Entry(label or name, path, "run" if path.is_dir() else "checkpoint",
                  checkpoint=ckpt,
                  metrics_dir=_evaluated(default_eval_folders(path, ckpt, protocol)))
+
+
+def _evaluation_label(folder: Path) -> str:
+    """An evaluation folder named after what it scored (``<run>/<checkpoint>``, a pretrained
+    model's name or a predictions file's), not after the folder (often the protocol id)."""
+    import json
+
+    try:
+        res = json.loads((folder / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return folder.name
+    ckpt = res.get("checkpoint") if isinstance(res, dict) else None
+    if isinstance(ckpt, str) and ckpt:
+        if ckpt.startswith("pretrained:"):
+            return ckpt[len("pretrained:"):]
+        path = Path(ckpt)
+        if path.suffix == ".safetensors":  # a shipped model: hvrnn/pretrained/<name>/
+            return path.parent.name
+        return f"{path.parent.parent.name}/{path.stem}" if path.parent.name == "checkpoints" \
+            else path.stem
+    predictions = res.get("predictions_file") if isinstance(res, dict) else None
+    return Path(predictions).stem if isinstance(predictions, str) and predictions else folder.name
 
 
 def _evaluated(folders: list[Path]) -> Path | None:
