@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import resource
 import sys
+from pathlib import Path
 
 import torch
 
@@ -30,3 +32,18 @@ def emit(result: dict, as_json: bool) -> None:
         for k, v in result.items():
             print(f"{k}: {v}")
     sys.stdout.flush()
+
+
+def train_step_process(preset: str, batch_size: int, threads: int, policy: str | None = None,
+                       flags: tuple[str, ...] = ()) -> tuple[list[str], dict[str, str]]:
+    """The command and environment of one ``bench/train_step.py`` measurement in its own
+    process: ``threads`` OpenMP threads, the OpenMP wait ``policy`` (None: the runtime's
+    default, whatever this process's environment says), the median of 5 steps after 3 warm-up
+    steps, JSON output."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env["OMP_NUM_THREADS"] = str(threads)
+    if policy is not None:
+        env["OMP_WAIT_POLICY"] = policy
+    cmd = [sys.executable, str(Path(__file__).parent / "train_step.py"), "--preset", preset,
+           "--batch-size", str(batch_size), "--warmup", "3", "--steps", "5", *flags, "--json"]
+    return cmd, env

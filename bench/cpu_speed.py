@@ -24,12 +24,10 @@ import os
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import emit  # noqa: E402
+from _common import emit, train_step_process  # noqa: E402
 
-HERE = Path(__file__).parent
 VARIANTS = {  # name: (OMP_WAIT_POLICY or None, train_step.py flags, batch size or None)
     "before": ("PASSIVE", [], None),
     "fp32": (None, [], None),
@@ -41,12 +39,8 @@ VARIANTS = {  # name: (OMP_WAIT_POLICY or None, train_step.py flags, batch size 
 def _run(name: str, args: argparse.Namespace) -> dict:
     policy, flags, batch = VARIANTS[name] if name in VARIANTS else (None, ["--bf16",
                                                                          "--compile"], None)
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    env["OMP_NUM_THREADS"] = str(args.threads)
-    if policy:
-        env["OMP_WAIT_POLICY"] = policy
-    cmd = [sys.executable, str(HERE / "train_step.py"), "--preset", args.preset, "--batch-size",
-           str(batch or args.batch_size), "--warmup", "3", "--steps", "5", *flags, "--json"]
+    cmd, env = train_step_process(args.preset, batch or args.batch_size, args.threads, policy,
+                                  tuple(flags))
     out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 

@@ -18,29 +18,17 @@ import os
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import emit  # noqa: E402
+from _common import emit, train_step_process  # noqa: E402
 
 POLICIES = ("default", "PASSIVE", "ACTIVE")
-HERE = Path(__file__).parent
-
-
-def _env(policy: str, threads: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    env["OMP_NUM_THREADS"] = str(threads)
-    if policy != "default":
-        env["OMP_WAIT_POLICY"] = policy
-    return env
 
 
 def _launch(policy: str, args: argparse.Namespace) -> subprocess.Popen:
-    cmd = [sys.executable, str(HERE / "train_step.py"), "--preset", args.preset,
-           "--batch-size", str(args.batch_size), "--bf16", "--warmup", "3", "--steps", "5",
-           "--json"]
-    return subprocess.Popen(cmd, env=_env(policy, args.threads), stdout=subprocess.PIPE,
-                            text=True)
+    cmd, env = train_step_process(args.preset, args.batch_size, args.threads,
+                                  None if policy == "default" else policy, ("--bf16",))
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
 
 
 def _seconds(procs: list[subprocess.Popen]) -> list[float]:
