@@ -25,22 +25,13 @@ import torch
 
 from hvrnn.checkpoint import checkpoint_config, read_checkpoint, resolve_checkpoint
 from hvrnn.pretrained import export_pretrained
+from hvrnn.training.logs import training_minutes
 
 
-def training_minutes(run_dir: Path, step: int) -> float:
-    """Wall-clock minutes of the sessions in metrics.jsonl that led to ``step``."""
-    total, start, last = 0.0, None, None
-    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
-        rec = json.loads(line)
-        if rec.get("kind") == "start":
-            if start is not None and last is not None:
-                total += last - start
-            start, last = rec["time"], rec["time"]
-        elif start is not None and "time" in rec and rec.get("step", 0) <= step:
-            last = rec["time"]
-    if start is not None and last is not None:
-        total += last - start
-    return round(total / 60, 1)
+def wall_minutes(run_dir: Path, step: int) -> float:
+    """Wall-clock minutes of the training sessions that led to ``step``."""
+    minutes = training_minutes(run_dir)
+    return round(minutes[max(s for s in minutes if s <= step)], 1)
 
 
 def eval_facts(folder: Path) -> dict[str, Any]:
@@ -91,7 +82,7 @@ def main() -> None:
                  "context_frames": d.n_ctx, "predicted_frames_in_training": d.n_pred,
                  "test_set_seed": d.seed},
         "seed": cfg.train.seed, "recipe": args.recipe, "steps": int(ckpt["step"]),
-        "wall_minutes": training_minutes(run_dir, int(ckpt["step"])),
+        "wall_minutes": wall_minutes(run_dir, int(ckpt["step"])),
         "machine": args.machine or f"{platform.machine()} {platform.processor() or ''}".strip(),
         "software": {"torch": str(torch.__version__), "python": platform.python_version()},
         **eval_facts(args.eval),

@@ -3,44 +3,20 @@
     python scripts/plot_training.py RUN_DIR [RUN_DIR ...] --labels A B --out curves.png
 
 Reads each run's ``metrics.jsonl`` (``hvrnn.training.logs.read_metrics``: one record per step,
-the latest written) and plots, against the minutes spent in training sessions (the time between
-a session's ``start`` record and each record, summed over earlier sessions; gaps between
-sessions do not count), the validation best-of-N SSIM and the KL per latent level. A session
-that was killed counts up to its last record.
+the latest written) and plots, against the minutes spent training
+(``hvrnn.training.logs.training_minutes``: gaps between sessions do not count), the validation
+best-of-N SSIM and the KL per latent level.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-
-
-def session_minutes(run: Path) -> dict[int, float]:
-    """Training minutes at each logged step of ``run`` (the last session logging a step wins)."""
-    minutes: dict[int, float] = {}
-    done, start = 0.0, None
-    last = None
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        rec = json.loads(line)
-        if "time" not in rec:
-            continue
-        if rec.get("kind") == "start":
-            if start is not None and last is not None:
-                done += (last - start) / 60
-            start = last = rec["time"]
-            continue
-        if start is None:
-            continue
-        last = rec["time"]
-        if "step" in rec:
-            minutes[int(rec["step"])] = done + (last - start) / 60
-    return minutes
 
 
 def main() -> None:
@@ -51,13 +27,13 @@ def main() -> None:
     ap.add_argument("--reference", nargs=2, action="append", default=[], metavar=("NAME", "SSIM"),
                     help="a horizontal line on the SSIM panel, e.g. 'all-black frames' 0.497")
     args = ap.parse_args()
-    from hvrnn.training.logs import read_metrics
+    from hvrnn.training.logs import read_metrics, training_minutes
 
     fig, (a_ssim, a_kl) = plt.subplots(1, 2, figsize=(12, 4.2))
     colors = plt.get_cmap("tab20" if len(args.runs) > 10 else "tab10").colors
     for i, run in enumerate(args.runs):
         label = args.labels[i] if args.labels else run.name
-        minutes = session_minutes(run)
+        minutes = training_minutes(run)
         val = [r for r in read_metrics(run, "val") if r["step"] in minutes]
         t = [minutes[r["step"]] for r in val]
         line, = a_ssim.plot(t, [r["ssim_best"] for r in val], marker=".", label=label,

@@ -190,3 +190,16 @@ def test_a_killed_sessions_end_records_how_far_it_got_and_when(tmp_path):
     end = json.loads(path.read_text().splitlines()[-1])
     assert end["kind"] == "end" and end["status"] == "failed" and end["recorded_later"]
     assert (end["step"], end["time"]) == (70, 95.5)
+
+
+def test_training_minutes_leave_out_the_gaps_between_sessions(tmp_path):
+    rows = [{"kind": "start", "step": 0, "time": 0.0},
+            {"kind": "train", "step": 10, "time": 60.0},
+            {"kind": "train", "step": 20, "time": 120.0},  # then killed
+            {"kind": "end", "status": "failed", "step": 20, "recorded_later": True},
+            {"kind": "start", "step": 10, "time": 1000.0},  # resumed from step 10
+            {"kind": "train", "step": 20, "time": 1030.0},
+            {"kind": "end", "step": 30, "status": "finished", "time": 1090.0}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # 2 minutes of the killed session, then the resumed one; step 20 is the later session's.
+    assert logs.training_minutes(tmp_path) == {10: 1.0, 20: 2.5, 30: 3.5}

@@ -98,6 +98,27 @@ class MetricsLog:
         self.file.close()
 
 
+def training_minutes(run_dir: str | Path) -> dict[int, float]:
+    """Wall-clock minutes of training at each step logged in ``metrics.jsonl``: the time from
+    its session's ``start`` record to the record, plus the whole of every earlier session (a
+    killed one up to its last record); gaps between sessions do not count. A step logged by two
+    sessions (a resume from an earlier checkpoint) takes the later one's."""
+    minutes: dict[int, float] = {}
+    done, start, last = 0.0, None, None
+    for rec in _records(Path(run_dir) / "metrics.jsonl"):
+        if "time" not in rec:  # an end recorded later, for a killed session
+            continue
+        if rec.get("kind") == "start":
+            if start is not None and last is not None:
+                done += (last - start) / 60
+            start = last = rec["time"]
+        elif start is not None:
+            last = rec["time"]
+            if "step" in rec:
+                minutes[int(rec["step"])] = done + (last - start) / 60
+    return minutes
+
+
 def read_metrics(run_dir: str | Path, kind: str = "train") -> list[dict[str, Any]]:
     """Records of one kind from ``metrics.jsonl``, one per step (the latest written, so steps
     repeated after a resume count once), sorted by step. Unparseable lines are skipped."""
