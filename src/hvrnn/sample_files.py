@@ -168,8 +168,9 @@ def write_samples(checkpoint: str | Path, out: str | Path | None = None, *,
     """Draw samples from a checkpoint and write them as npz, PNG grids, GIFs and MP4s.
 
     Every input is checked before sampling; the files appear together when all are complete
-    (:class:`~hvrnn.io.output.OutputFolder`): a failure leaves the folder as it was. Args:
+    (:class:`~hvrnn.io.output.OutputFolder`): a failure leaves the folder as it was.
 
+    Args:
         checkpoint: a checkpoint file, a run directory or ``pretrained:NAME``.
         out: output folder (default ``<run dir>/samples/<checkpoint name>``).
         context: ``.npy``/``.npz`` of uint8 clips (see :func:`read_context_file`); default the
@@ -192,11 +193,9 @@ def write_samples(checkpoint: str | Path, out: str | Path | None = None, *,
     """
     check_options(n_samples, horizon, num_sequences, seed, temperature)
     require("imageio", *(("imageio_ffmpeg",) if video else ()), purpose="writing samples")
-    path = resolve_checkpoint(checkpoint)
-    dev = resolve_device(device)
+    path, dev = resolve_checkpoint(checkpoint), resolve_device(device)
     model, cfg = load_checkpoint(path, device=dev)
-    horizon = horizon or cfg.eval.horizon or cfg.data.n_pred
-    root = str(data_root) if data_root is not None else cfg.data.root
+    horizon, root = horizon or cfg.eval.horizon or cfg.data.n_pred, str(data_root or cfg.data.root)
     if context is None:
         ctx, truth = _test_clips(cfg, num_sequences, horizon, root)
     else:
