@@ -36,6 +36,8 @@ from hvrnn.config import (
     ("model.likelihood=poisson", "model.likelihood"),
     ("model.gn_groups_lstm=3", "model.gn_groups_lstm"),
     ("model.g_dim=16", "model.g_dim"),  # a setting of another kind
+    ("train.rollout_inputs=1.5", "train.rollout_inputs"),
+    ("train.rollout_warmup_steps=-1", "train.rollout_warmup_steps"),
 ])
 def test_bad_config_names_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
@@ -104,8 +106,9 @@ def test_image_geometry_lives_in_the_data_section():
 
 def test_loss_settings_form_one_object():
     cfg = tiny("tiny", "model.likelihood=l1", "model.kl_estimator=mc", "train.kl_beta=0.5",
-               "train.beta_warmup_steps=7", "train.free_bits=0.25")
-    assert dataclasses.astuple(cfg.loss) == ("l1", "mc", 0.5, 7, 0.25)
+               "train.beta_warmup_steps=7", "train.free_bits=0.25",
+               "train.rollout_inputs=0.3", "train.rollout_warmup_steps=9")
+    assert dataclasses.astuple(cfg.loss) == ("l1", "mc", 0.5, 7, 0.25, 0.3, 9)
 
 
 def test_model_sections_hold_only_their_kind_settings():

@@ -74,6 +74,13 @@ class TrainConfig:
     # (batch mean, nats) counts as at least this much, so a level cannot collapse to the prior
     # early. 0 = the plain ELBO (the paper). Reported KL and negative ELBO are never clamped.
     free_bits: float = 0.0
+    # Own-prediction inputs (scheduled sampling, Bengio et al., NeurIPS 2015; hvrnn only): this
+    # fraction of each batch's clips has the prior and the decoder read the model's own
+    # free-running prediction, drawn from the prior without gradient, as x_1 .. x_{T-1}, the
+    # frames that sampling feeds back; the posterior reads the true frames. It rises linearly
+    # from 0 over rollout_warmup_steps. 0 = teacher forcing only (the paper).
+    rollout_inputs: float = 0.0
+    rollout_warmup_steps: int = 0
     # Start from the model weights of this checkpoint file or run directory (optimisers
     # fresh), e.g. to fine-tune a trained model in another mode; "" = a fresh initialisation.
     init_from: str = ""
@@ -105,6 +112,10 @@ class TrainConfig:
         check(self.checkpoint_every >= 1, "train.checkpoint_every", self.checkpoint_every, ">= 1")
         check(self.grad_clip >= 0, "train.grad_clip", self.grad_clip, ">= 0")
         check(self.free_bits >= 0, "train.free_bits", self.free_bits, ">= 0")
+        check(0 <= self.rollout_inputs <= 1, "train.rollout_inputs", self.rollout_inputs,
+              "a fraction in [0, 1]")
+        check(self.rollout_warmup_steps >= 0, "train.rollout_warmup_steps",
+              self.rollout_warmup_steps, ">= 0")
         check(self.val_n_samples >= 1, "train.val_n_samples", self.val_n_samples, ">= 1")
         check_device("train.device", self.device)
 
@@ -139,7 +150,8 @@ class LossConfig:
     """What training minimises and evaluation reports, in one object (docs/design.md section 2).
 
     Built by :attr:`ExperimentConfig.loss` from ``model.likelihood``, ``model.kl_estimator``,
-    ``train.kl_beta``, ``train.beta_warmup_steps`` and ``train.free_bits``.
+    ``train.kl_beta``, ``train.beta_warmup_steps``, ``train.free_bits``,
+    ``train.rollout_inputs`` and ``train.rollout_warmup_steps``.
     """
 
     likelihood: str = "bce"
@@ -147,6 +159,8 @@ class LossConfig:
     kl_beta: float = 1.0
     kl_warmup_steps: int = 0
     free_bits: float = 0.0
+    rollout_inputs: float = 0.0
+    rollout_warmup_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -170,7 +184,9 @@ class ExperimentConfig:
         return LossConfig(likelihood=self.model.likelihood,
                           kl_estimator=self.model.kl_estimator, kl_beta=self.train.kl_beta,
                           kl_warmup_steps=self.train.beta_warmup_steps,
-                          free_bits=self.train.free_bits)
+                          free_bits=self.train.free_bits,
+                          rollout_inputs=self.train.rollout_inputs,
+                          rollout_warmup_steps=self.train.rollout_warmup_steps)
 
     def validate(self) -> None:
         for name in ("data", "model", "train", "eval"):  # finite and in range, every kind
@@ -178,6 +194,9 @@ class ExperimentConfig:
         self.data.validate()
         self.model.validate()
         self.model.check_clip_length(self.data.n_pred)
+        check(self.train.rollout_inputs == 0 or self.model.kind == "hvrnn",
+              "train.rollout_inputs", self.train.rollout_inputs,
+              f"0 for model.kind {self.model.kind!r} (own-prediction inputs are hvrnn's)")
         self.train.validate()
         self.eval.validate()
 

@@ -43,6 +43,7 @@ Two execution paths share the weights:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -50,7 +51,7 @@ from einops import rearrange
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from hvrnn.config import HVRNNConfig
+from hvrnn.config import HVRNNConfig, LossConfig
 from hvrnn.distributions import DiagonalGaussian
 from hvrnn.layers import ConvOn1x1, LSTMState
 from hvrnn.model.base import RecurrentState, StepOutput, VideoModel, VRNNOutput, count
@@ -58,6 +59,7 @@ from hvrnn.model.decoder import ConvLSTMDecoder
 from hvrnn.model.encoder import Features, FrameEncoder
 from hvrnn.model.latent import LatentNet
 from hvrnn.model.registry import register_model
+from hvrnn.objective import elbo_terms, rollout_clips
 
 
 def upsample_nearest(z: Tensor, size: int) -> Tensor:
@@ -145,7 +147,8 @@ class HierarchicalVRNN(VideoModel):
         z_upper the upper levels' (B, T, C_j, r_j, r_j) samples it is densely connected to."""
         return net(feats, state, dense_input(z_upper, net.resolution))
 
-    def forward(self, video: Tensor, eps: list[Tensor] | None = None) -> VRNNOutput:
+    def forward(self, video: Tensor, eps: list[Tensor] | None = None,
+                history: Tensor | None = None) -> VRNNOutput:
         """Teacher-forced pass over ``video`` (B, K + T, C, H, W) in [0, 1].
 
         Latents come from the posterior; the prior is evaluated on the same inputs, its dense
@@ -154,6 +157,9 @@ class HierarchicalVRNN(VideoModel):
         Args:
             eps: optional standard-normal noise of the posterior samples, one
                 (B, T, C_l, r_l, r_l) tensor per level.
+            history: optional (B, T - 1, C, H, W) frames that the prior and the decoder read
+                as x_1 .. x_{T-1} in place of the true ones (``train.rollout_inputs``); the
+                posterior always reads the true frames.
 
         Returns:
             VRNNOutput with logits (B, T, C, H, W) for frames K..K+T-1, and per level the
@@ -172,6 +178,12 @@ class HierarchicalVRNN(VideoModel):
         feats = run(self.encode, video)  # {r: (B, K + T, C_r, r, r)}
         ctx = {r: f[:, :k] for r, f in feats.items()}  # c_1 .. c_K
         prev = {r: f[:, k - 1:-1] for r, f in feats.items()}  # x_0 .. x_{T-1}
+        if history is not None and history.shape[1] > 0:
+            if history.shape[1] != video.shape[1] - k - 1:
+                raise ValueError(f"history has {history.shape[1]} frames; need "
+                                 f"{video.shape[1] - k - 1} (T - 1)")
+            read = run(self.encode, history)  # {r: (B, T - 1, C_r, r, r)}
+            prev = {r: torch.cat([f[:, k - 1:k], read[r]], 1) for r, f in feats.items()}
         cur = {r: f[:, k:] for r, f in feats.items()}  # x_1 .. x_T
 
         priors, posteriors, zs = [], [], []
@@ -189,6 +201,34 @@ class HierarchicalVRNN(VideoModel):
         logits, _ = self.decoder(prev, dict(zip(self.latent_resolutions, zs, strict=True)),
                                  self.decoder.init_state(ctx))  # (B, T, C, H, W)
         return VRNNOutput(logits=logits, prior=priors, posterior=posteriors, z=zs)
+
+    def training_terms(self, video: Tensor, loss: LossConfig, *, beta: float,
+                       eps: list[Tensor] | None = None, step: int = 0,
+                       forward: Callable[..., VRNNOutput] | None = None) -> dict[str, Tensor]:
+        """The ELBO terms of :meth:`VideoModel.training_terms`. With ``train.rollout_inputs``
+        (while gradients are on), the first :func:`~hvrnn.objective.rollout_clips` clips of
+        the batch have the prior and the decoder read the model's own prediction as
+        x_1 .. x_{T-1}: one free-running sample from the context, drawn from the prior without
+        gradient and fed back as sampling does (its pixel means), seeded by ``step``."""
+        k, n = self.n_ctx, 0
+        if torch.is_grad_enabled() and video.shape[1] > k + 1:
+            n = rollout_clips(video.shape[0], step, loss.rollout_inputs,
+                              loss.rollout_warmup_steps)
+        if n == 0:
+            return super().training_terms(video, loss, beta=beta, eps=eps, step=step,
+                                          forward=forward)
+        generator = torch.Generator(device=video.device).manual_seed(step)
+        state, x_prev, own = self.init_state(video[:n, :k]), None, []
+        with torch.no_grad(), torch.autocast(video.device.type, dtype=torch.bfloat16,
+                                             enabled=getattr(forward, "autocast", False)):
+            for _ in range(video.shape[1] - k - 1):
+                state, out = self.step(state, x_prev, generator=generator)
+                x_prev = out.mean.to(video.dtype)  # (n, C, H, W)
+                own.append(x_prev)
+        history = torch.cat([torch.stack(own, 1), video[n:, k:-1]])  # (B, T - 1, C, H, W)
+        out = (forward or self)(video, eps=eps, history=history)
+        return elbo_terms(out, video[:, k:], loss.likelihood, loss.kl_estimator, beta,
+                          loss.free_bits)
 
     # ------------------------------------------------------------------------------------
     # Step API (generation)

@@ -57,6 +57,7 @@ def autocast_forward(net: nn.Module, device: torch.device, amp: str) -> Callable
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled):
             return net(*args, **kwargs)
 
+    forward.autocast = enabled  # type: ignore[attr-defined]  # for work outside the forward
     return forward
 
 
