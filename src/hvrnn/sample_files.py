@@ -20,9 +20,9 @@ from hvrnn import viz
 from hvrnn.checkpoint import default_output_base, load_checkpoint, resolve_checkpoint
 from hvrnn.distributed import resolve_device
 from hvrnn.errors import UserError, require
-from hvrnn.io.files import reading, write_bytes_atomically
+from hvrnn.io.files import reading
 from hvrnn.io.frames import to_float, to_uint8
-from hvrnn.io.output import OutputFolder
+from hvrnn.io.output import OutputFolder, put_bytes
 from hvrnn.sampling import sample
 
 
@@ -95,13 +95,6 @@ def _test_clips(cfg, num_sequences: int, horizon: int, root: str
     return clips[:, :cfg.data.n_ctx], clips[:, cfg.data.n_ctx:]
 
 
-def _put(folder: OutputFolder | Path, name: str, data: bytes) -> None:
-    if isinstance(folder, OutputFolder):
-        folder.write_bytes(name, data)
-    else:
-        write_bytes_atomically(folder / name, data)
-
-
 def write_pictures(out: OutputFolder | Path, context: np.ndarray, samples: np.ndarray,
                    truth: np.ndarray | None, video: bool = True) -> list[int]:
     """``seq_<i>.png|gif|mp4`` per sequence and ``grid.png`` (all of them stacked).
@@ -122,16 +115,16 @@ def write_pictures(out: OutputFolder | Path, context: np.ndarray, samples: np.nd
         tr = None if truth is None else truth[i]
         grid = viz.sample_grid(context[i], samples[i], tr, steps=steps)
         grids.append(grid)
-        _put(out, f"seq_{i:03d}.png", viz.png_bytes(grid.repeat(scale, 0).repeat(scale, 1)))
+        put_bytes(out, f"seq_{i:03d}.png", viz.png_bytes(grid.repeat(scale, 0).repeat(scale, 1)))
         frames = viz.animation_frames(context[i], samples[i], tr, scale=scale)
-        _put(out, f"seq_{i:03d}.gif", viz.gif_bytes(frames))
+        put_bytes(out, f"seq_{i:03d}.gif", viz.gif_bytes(frames))
         if video and isinstance(out, OutputFolder):
             out.write(f"seq_{i:03d}.mp4", lambda tmp, f=frames: viz.write_mp4(f, tmp))
         elif video:
             viz.save_mp4(frames, out / f"seq_{i:03d}.mp4")
     gap = np.full((4, grids[0].shape[1], 3), 255, np.uint8)
     stacked = np.concatenate([x for g in grids for x in (g, gap)][:-1], axis=0)
-    _put(out, "grid.png", viz.png_bytes(stacked.repeat(scale, 0).repeat(scale, 1)))
+    put_bytes(out, "grid.png", viz.png_bytes(stacked.repeat(scale, 0).repeat(scale, 1)))
     return steps
 
 

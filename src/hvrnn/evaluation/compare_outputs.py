@@ -21,8 +21,7 @@ from hvrnn.errors import UserError
 from hvrnn.evaluation.compare import Entry, collect_entries, evaluate_missing
 from hvrnn.evaluation.ground_truth import clips_uint8, ground_truth
 from hvrnn.evaluation.protocols import Protocol, get_protocol
-from hvrnn.io.files import write_atomically
-from hvrnn.io.output import OutputFolder
+from hvrnn.io.output import OutputFolder, put
 
 PAPER_STEPS = (3, 4, 6, 8, 10, 12, 15, 18, 20, 25)
 EVERY_STEP_UP_TO = 10  # horizons this short show every predicted frame
@@ -30,14 +29,6 @@ SHOWN = ("best", "mean")  # best of N, mean of N
 DIGITS = {"psnr": 2}  # 4 for the others
 OUTPUTS = ("table.md", "table.csv", "curves.png", "compare.json")
 Out = Path | OutputFolder  # a folder written file by file, or as one unit
-
-
-def _put(out: Out, name: str, write: Any) -> Path:
-    """``write(tmp)`` for the file ``name`` of ``out``: renamed into place at once (a plain
-    folder) or with the rest of the unit (an :class:`OutputFolder`). Returns the path written."""
-    if isinstance(out, OutputFolder):
-        return out.write(name, write)
-    return write_atomically(out / name, write)
 
 
 def _root(out: Out) -> Path:
@@ -141,13 +132,13 @@ def write_table(entries: list[Entry], p: Protocol, out: Out) -> None:
              "clip; sampling throughput in predicted frames per second.", "",
              "| " + " | ".join(md_head) + " |", "|" + "---|" * len(md_head)]
     lines += ["| " + " | ".join(row) + " |" for row in md_rows]
-    _put(out, "table.md", lambda t: t.write_text("\n".join(lines) + "\n"))
+    put(out, "table.md", lambda t: t.write_text("\n".join(lines) + "\n"))
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(csv_head)
     writer.writerows([[repr(v) if isinstance(v, float) else v for v in row]
                       for row in csv_rows])
-    _put(out, "table.csv", lambda t: t.write_text(buf.getvalue()))
+    put(out, "table.csv", lambda t: t.write_text(buf.getvalue()))
 
 
 def write_curves(entries: list[Entry], p: Protocol, out: Out) -> None:
@@ -176,7 +167,7 @@ def write_curves(entries: list[Entry], p: Protocol, out: Out) -> None:
     axes[0][0].legend(fontsize=7)
     fig.suptitle(p.id)
     fig.tight_layout()
-    _put(out, "curves.png", lambda tmp: fig.savefig(tmp, dpi=100))
+    put(out, "curves.png", lambda tmp: fig.savefig(tmp, dpi=100))
     plt.close(fig)
 
 
@@ -269,7 +260,7 @@ def write_figures(entries: list[Entry], p: Protocol, gt: Any, rows: list[int], s
         fig.suptitle(f"{p.id}, test sequence {row}", fontsize=9)
         fig.tight_layout()
         names.append(f"figures/seq_{row:04d}.png")
-        written.append(_put(  # a tight box keeps long labels whole
+        written.append(put(  # a tight box keeps long labels whole
             out, names[-1], lambda tmp, f=fig: f.savefig(tmp, dpi=100, bbox_inches="tight")))
         plt.close(fig)
     if len(written) > 1:
@@ -286,7 +277,7 @@ def _stack_figures(paths: list[Path], out: Out, name: str) -> Path:
     width = max(img.shape[1] for img in images)
     padded = [np.pad(img, ((0, 0), (0, width - img.shape[1]), (0, 0)), constant_values=1.0)
               for img in images]
-    return _put(out, name, lambda tmp: mpimg.imsave(tmp, np.concatenate(padded), format="png"))
+    return put(out, name, lambda tmp: mpimg.imsave(tmp, np.concatenate(padded), format="png"))
 
 
 def compare(sources: list[str | Path], protocol: str | Protocol, out: str | Path, *,

@@ -22,7 +22,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hvrnn.errors import UserError
-from hvrnn.io.files import check_output_dir, fsync_dir, is_temporary, named, temporary_name
+from hvrnn.io.files import (
+    check_output_dir,
+    fsync_dir,
+    is_temporary,
+    named,
+    temporary_name,
+    write_atomically,
+    write_bytes_atomically,
+)
 from hvrnn.io.locks import FolderLock
 
 
@@ -155,3 +163,20 @@ class OutputFolder:
             shown = final.get(str(exc.filename).removesuffix(".part").removesuffix(".partial"))
             if shown is not None:  # name the file being written, not its temporary name
                 raise type(exc)(exc.errno, exc.strerror, shown) from None
+
+
+def put(out: OutputFolder | Path, name: str, write: Callable[[Path], object]) -> Path:
+    """``write(tmp)`` for the file ``name`` of ``out``: it appears with the rest of the unit (an
+    :class:`OutputFolder`) or is renamed into place at once (a plain folder,
+    :func:`~hvrnn.io.files.write_atomically`). Returns the path written."""
+    if isinstance(out, OutputFolder):
+        return out.write(name, write)
+    return write_atomically(Path(out) / name, write)
+
+
+def put_bytes(out: OutputFolder | Path, name: str, data: bytes) -> Path:
+    """``data`` as the file ``name`` of ``out``, as :func:`put` (fsynced in a plain folder)."""
+    if isinstance(out, OutputFolder):
+        return out.write_bytes(name, data)
+    return write_bytes_atomically(Path(out) / name, data)
+
