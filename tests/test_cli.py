@@ -66,6 +66,16 @@ def test_train_sample_evaluate_from_the_checkpoint_alone(trained_run, smmnist16_
     cell = grid[18 * scale + scale: 18 * scale + 17 * scale: scale,
                 2 * 18 * scale + scale: 2 * 18 * scale + 17 * scale: scale, 0]
     assert np.array_equal(cell, samples[0, 0, 0, :, :, 0])
+    # grid.png: both sequences' grids (a white gap between them) drawn pixel for pixel, with
+    # row and column labels around them.
+    labelled = iio.imread(out / "grid.png")[..., :3]
+    first = grid[..., :3]
+    hits = [(y, x) for y in range(labelled.shape[0] - first.shape[0] + 1)
+            for x in range(labelled.shape[1] - first.shape[1] + 1)
+            if np.array_equal(labelled[y:y + 8, x:x + 8], first[:8, :8])
+            and np.array_equal(labelled[y:y + first.shape[0], x:x + first.shape[1]], first)]
+    assert len(hits) == 1 and hits[0][1] > 0  # labels on the left
+    assert labelled.shape[0] > 2 * first.shape[0] + 4 * scale
 
     # The same seed gives the same samples; --force is needed to write into the folder again.
     code = main(["sample", str(trained_run), "--n-samples", "3", "--horizon", "5",

@@ -124,8 +124,27 @@ def write_pictures(out: OutputFolder | Path, context: np.ndarray, samples: np.nd
             viz.save_mp4(frames, out / f"seq_{i:03d}.mp4")
     gap = np.full((4, grids[0].shape[1], 3), 255, np.uint8)
     stacked = np.concatenate([x for g in grids for x in (g, gap)][:-1], axis=0)
-    put_bytes(out, "grid.png", viz.png_bytes(stacked.repeat(scale, 0).repeat(scale, 1)))
+    put_bytes(out, "grid.png", _labelled_grid(stacked.repeat(scale, 0).repeat(scale, 1), scale,
+                                              context.shape[1], steps, truth is not None,
+                                              samples.shape[:2]))
     return steps
+
+
+def _labelled_grid(image: np.ndarray, scale: int, k: int, steps: list[int], truth: bool,
+                   shape: tuple[int, int]) -> bytes:
+    """grid.png: the stacked grids with a label per row (sequence, truth or sample) and per
+    column (the 1-based frame index t; context frames marked c)."""
+    (m, n), cell = shape, (image.shape[1] // (k + len(steps)))
+    rows, y = [], 0.0
+    for i in range(m):
+        names = (["truth"] if truth else []) + [f"sample {j + 1}" for j in range(n)]
+        for j, name in enumerate(names):
+            rows.append((y + cell / 2, f"seq {i}: {name}" if j == 0 else name))
+            y += cell
+        y += 4 * scale  # the white gap between sequences
+    columns = [(cell * (j + 0.5), f"c{j + 1}") for j in range(k)]
+    columns += [(cell * (k + i + 0.5), f"t={k + s + 1}") for i, s in enumerate(steps)]
+    return viz.labelled_png_bytes(image, rows, columns)
 
 
 def check_options(n_samples: int, horizon: int, num_sequences: int, seed: int,

@@ -113,6 +113,38 @@ def png_bytes(image: np.ndarray) -> bytes:
     return iio.imwrite("<bytes>", image, extension=".png")
 
 
+def labelled_png_bytes(image: np.ndarray, rows: Sequence[tuple[float, str]],
+                       columns: Sequence[tuple[float, str]], title: str = "") -> bytes:
+    """(H, W, 3) uint8 drawn pixel for pixel, with text labels beside it -> PNG bytes.
+
+    Args:
+        rows: (y, label) pairs, y the pixel row of the label's centre; columns: (x, label).
+        title: a line above the image, or "".
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dpi = 100
+    fig = plt.figure(figsize=(image.shape[1] / dpi, image.shape[0] / dpi), dpi=dpi)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.imshow(image, interpolation="nearest")
+    ax.set_yticks([y for y, _ in rows], [label for _, label in rows], fontsize=8)
+    ax.set_xticks([x for x, _ in columns], [label for _, label in columns], fontsize=8)
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=9, pad=14)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.05,
+                facecolor="white")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
 def gif_bytes(frames: np.ndarray, fps: float = 4.0) -> bytes:
     """(T, H, W, 3) uint8 -> the bytes of a looping GIF."""
     import imageio.v2 as imageio
