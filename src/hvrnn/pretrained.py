@@ -110,9 +110,12 @@ def load_weights_folder(path: str | Path, device: str = "cpu") -> tuple[Any, Any
         raise CheckpointError(f"cannot read pretrained model {str(base)!r}: "
                               f"{getattr(exc, 'strerror', None) or exc}") from None
     if digest != card["sha256"]:
+        shipped = base.resolve().parent == PRETRAINED_DIR.resolve()
+        advice = ("reinstall hvrnn" if shipped else
+                  "export it again (scripts/export_pretrained.py) or restore the folder")
         raise CheckpointError(
             f"weights {str(weights)!r} are damaged: SHA-256 {digest[:16]}... differs from "
-            f"{str(card['sha256'])[:16]}... in its model card; reinstall hvrnn")
+            f"{str(card['sha256'])[:16]}... in its model card; {advice}")
     cfg = checkpoint_config({"config": raw}, base / CONFIG_FILE)
     try:
         state = load_file(str(weights))
