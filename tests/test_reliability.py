@@ -617,3 +617,18 @@ def test_evaluations_of_other_checkpoints_or_options_get_their_own_folders(
     # The same evaluation again finds its folder taken.
     assert main(["evaluate", str(run), *argv]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_a_file_system_error_without_a_path_is_a_bug() -> None:
+    """A missing or unreadable file is the user's only when the error names it; a full or
+    read-only disk is theirs in any case."""
+    import errno
+
+    from hvrnn.cli.boundary import EXIT_USER_ERROR, user_error_line
+
+    assert user_error_line(OSError(errno.ENOENT, "No such file or directory")) is None
+    assert user_error_line(OSError(errno.EIO, "Input/output error")) is None
+    code, line = user_error_line(OSError(errno.ENOENT, "No such file or directory", "a/b.npz"))
+    assert code == EXIT_USER_ERROR and line == "cannot access 'a/b.npz': No such file or directory"
+    code, line = user_error_line(OSError(errno.ENOSPC, "No space left on device"))
+    assert code == EXIT_USER_ERROR and line.startswith("cannot write: No space left on device")

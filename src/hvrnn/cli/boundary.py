@@ -9,7 +9,8 @@ environment to one line ``<what> '<path>': <reason>``:
 - ``OSError`` of the file system on a user's path: a full disk or quota (ENOSPC, EDQUOT), a
   read-only file system (EROFS), permissions (EACCES, EPERM), a file where a folder is expected
   and the reverse (ENOTDIR, EISDIR, EEXIST), a missing path (ENOENT), a name too long, a loop of
-  links, an I/O error of the device;
+  links, an I/O error of the device; all but the full or read-only disk only when the error
+  names a path (one that does not comes from hvrnn's own code);
 - a damaged or foreign file that a reader let through (a broken zip or compressed stream,
   text that is not UTF-8, YAML that does not parse);
 - a failed allocation (out of memory) and a missing optional package (the extra to install).
@@ -65,6 +66,8 @@ def _os_error(exc: OSError) -> str | None:
     if exc.errno not in _WRITE_ERRNOS and exc.errno not in _ACCESS_ERRNOS:
         return None
     path = exc.filename2 if exc.filename2 is not None else exc.filename
+    if path is None and exc.errno not in _WRITE_ERRNOS:
+        return None  # a missing or unreadable what? Without a path it is ours: a traceback
     reason = exc.strerror or errno.errorcode.get(exc.errno or 0, "failed")
     verb = "cannot write" if exc.errno in _WRITE_ERRNOS else "cannot access"
     where = f" '{path}'" if path is not None else ""
