@@ -107,8 +107,9 @@ def test_image_geometry_lives_in_the_data_section():
 def test_loss_settings_form_one_object():
     cfg = tiny("tiny", "model.likelihood=l1", "model.kl_estimator=mc", "train.kl_beta=0.5",
                "train.beta_warmup_steps=7", "train.free_bits=0.25",
-               "train.rollout_inputs=0.3", "train.rollout_warmup_steps=9")
-    assert dataclasses.astuple(cfg.loss) == ("l1", "mc", 0.5, 7, 0.25, 0.3, 9)
+               "train.rollout_inputs=0.3", "train.rollout_warmup_steps=9",
+               "train.rollout_from=truth")
+    assert dataclasses.astuple(cfg.loss) == ("l1", "mc", 0.5, 7, 0.25, 0.3, 9, "truth")
 
 
 def test_model_sections_hold_only_their_kind_settings():

@@ -113,3 +113,27 @@ def test_rollout_gap_ways_of_predicting():
         assert (one[:, :, 1:] - free[:, :, 1:]).abs().max() > 1e-4
         post = predict(model, video, 1, "posterior", seed=4)  # reads the true frames
         assert post.shape == (3, 1, 4, *video.shape[2:]) and torch.isfinite(post).all()
+
+
+def test_one_step_predictions_match_the_step_api_from_the_true_past():
+    """train.rollout_from=truth: the batched pass equals stepping with the true frames fed back
+    and the same prior noise (drawn level by level, (B, T, C_l, r, r) each)."""
+    cfg, model, video = _model_and_clip()
+    k = cfg.data.n_ctx
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for p in model.parameters():  # non-zero prior heads, so that the noise matters
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+        batched = model.one_step_predictions(video, torch.Generator().manual_seed(9))
+        g = torch.Generator().manual_seed(9)
+        eps = [torch.randn(3, 4, *shape, generator=g) for shape in cfg.model.latent_shapes]
+        state, frames = model.init_state(video[:, :k]), []
+        for t in range(4):
+            x_prev = None if t == 0 else video[:, k + t - 1]
+            state, out = model.step(state, x_prev, eps=[e[:, t] for e in eps])
+            frames.append(out.mean)
+    torch.testing.assert_close(batched, torch.stack(frames, 1), rtol=1e-4, atol=1e-5)
+    free = model.free_running(video[:, :k], 4, torch.Generator().manual_seed(9))
+    assert (free[:, 1:] - batched[:, 1:]).abs().max() > 1e-4  # fed back: its own frames
+    with pytest.raises(ConfigError, match=r"train\.rollout_from"):
+        tiny("tiny", "train.rollout_from=future")

@@ -81,6 +81,9 @@ class TrainConfig:
     # from 0 over rollout_warmup_steps. 0 = teacher forcing only (the paper).
     rollout_inputs: float = 0.0
     rollout_warmup_steps: int = 0
+    # What those clips read: "context" = one free-running sample from the context (as
+    # sampling); "truth" = each frame predicted one step ahead from the true frames before it.
+    rollout_from: str = "context"
     # Start from the model weights of this checkpoint file or run directory (optimisers
     # fresh), e.g. to fine-tune a trained model in another mode; "" = a fresh initialisation.
     init_from: str = ""
@@ -114,6 +117,8 @@ class TrainConfig:
         check(self.free_bits >= 0, "train.free_bits", self.free_bits, ">= 0")
         check(0 <= self.rollout_inputs <= 1, "train.rollout_inputs", self.rollout_inputs,
               "a fraction in [0, 1]")
+        check(self.rollout_from in ("context", "truth"), "train.rollout_from", self.rollout_from,
+              "context or truth")
         check(self.rollout_warmup_steps >= 0, "train.rollout_warmup_steps",
               self.rollout_warmup_steps, ">= 0")
         check(self.val_n_samples >= 1, "train.val_n_samples", self.val_n_samples, ">= 1")
@@ -151,7 +156,7 @@ class LossConfig:
 
     Built by :attr:`ExperimentConfig.loss` from ``model.likelihood``, ``model.kl_estimator``,
     ``train.kl_beta``, ``train.beta_warmup_steps``, ``train.free_bits``,
-    ``train.rollout_inputs`` and ``train.rollout_warmup_steps``.
+    ``train.rollout_inputs``, ``train.rollout_warmup_steps`` and ``train.rollout_from``.
     """
 
     likelihood: str = "bce"
@@ -161,6 +166,7 @@ class LossConfig:
     free_bits: float = 0.0
     rollout_inputs: float = 0.0
     rollout_warmup_steps: int = 0
+    rollout_from: str = "context"
 
 
 @dataclass(frozen=True)
@@ -186,7 +192,8 @@ class ExperimentConfig:
                           kl_warmup_steps=self.train.beta_warmup_steps,
                           free_bits=self.train.free_bits,
                           rollout_inputs=self.train.rollout_inputs,
-                          rollout_warmup_steps=self.train.rollout_warmup_steps)
+                          rollout_warmup_steps=self.train.rollout_warmup_steps,
+                          rollout_from=self.train.rollout_from)
 
     def validate(self) -> None:
         for name in ("data", "model", "train", "eval"):  # finite and in range, every kind

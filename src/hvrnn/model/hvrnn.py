@@ -208,8 +208,10 @@ class HierarchicalVRNN(VideoModel):
         """The ELBO terms of :meth:`VideoModel.training_terms`. With ``train.rollout_inputs``
         (while gradients are on), the first :func:`~hvrnn.objective.rollout_clips` clips of
         the batch have the prior and the decoder read the model's own prediction as
-        x_1 .. x_{T-1}: one free-running sample from the context, drawn from the prior without
-        gradient and fed back as sampling does (its pixel means), seeded by ``step``."""
+        x_1 .. x_{T-1}, drawn from the prior without gradient, as pixel means (what sampling
+        feeds back), seeded by ``step``: a free-running sample from the context
+        (``train.rollout_from: context``) or each frame predicted one step ahead from the true
+        past (``truth``)."""
         k, n = self.n_ctx, 0
         if torch.is_grad_enabled() and video.shape[1] > k + 1:
             n = rollout_clips(video.shape[0], step, loss.rollout_inputs,
@@ -218,17 +220,44 @@ class HierarchicalVRNN(VideoModel):
             return super().training_terms(video, loss, beta=beta, eps=eps, step=step,
                                           forward=forward)
         generator = torch.Generator(device=video.device).manual_seed(step)
-        state, x_prev, own = self.init_state(video[:n, :k]), None, []
         with torch.no_grad(), torch.autocast(video.device.type, dtype=torch.bfloat16,
                                              enabled=getattr(forward, "autocast", False)):
-            for _ in range(video.shape[1] - k - 1):
-                state, out = self.step(state, x_prev, generator=generator)
-                x_prev = out.mean.to(video.dtype)  # (n, C, H, W)
-                own.append(x_prev)
-        history = torch.cat([torch.stack(own, 1), video[n:, k:-1]])  # (B, T - 1, C, H, W)
+            if loss.rollout_from == "truth":
+                own = self.one_step_predictions(video[:n, :-1], generator)
+            else:
+                own = self.free_running(video[:n, :k], video.shape[1] - k - 1, generator)
+        history = torch.cat([own.to(video.dtype), video[n:, k:-1]])  # (B, T - 1, C, H, W)
         out = (forward or self)(video, eps=eps, history=history)
         return elbo_terms(out, video[:, k:], loss.likelihood, loss.kl_estimator, beta,
                           loss.free_bits)
+
+    def free_running(self, context: Tensor, horizon: int, generator: torch.Generator | None
+                     ) -> Tensor:
+        """context (B, K, C, H, W) -> (B, horizon, C, H, W): one sample, latents from the
+        prior, each predicted frame's pixel means fed back (as :func:`hvrnn.sampling.rollout`)."""
+        state, x_prev, own = self.init_state(context), None, []
+        for _ in range(horizon):
+            state, out = self.step(state, x_prev, generator=generator)
+            x_prev = out.mean.to(context.dtype)  # (B, C, H, W)
+            own.append(x_prev)
+        return torch.stack(own, 1)
+
+    def one_step_predictions(self, video: Tensor, generator: torch.Generator | None) -> Tensor:
+        """video (B, K + T, C, H, W) -> (B, T, C, H, W): the pixel means of x_{K+1} .. x_{K+T},
+        each from a prior sample given the true frames before it, all steps in one pass."""
+        k = self.n_ctx
+        feats = self.encode(video)
+        ctx = {r: f[:, :k] for r, f in feats.items()}
+        prev = {r: f[:, k - 1:-1] for r, f in feats.items()}
+        zs: list[Tensor] = []
+        for level, r in enumerate(self.latent_resolutions):
+            net = self.prior[level]
+            upper = dense_input(zs, r) if self.cfg.prior_dense else None
+            p, _ = net(prev[r], net.init_state(ctx[r]), upper)
+            zs.append(p.rsample(generator=generator))
+        logits, _ = self.decoder(prev, dict(zip(self.latent_resolutions, zs, strict=True)),
+                                 self.decoder.init_state(ctx))
+        return VRNNOutput(logits=logits).mean
 
     # ------------------------------------------------------------------------------------
     # Step API (generation)
