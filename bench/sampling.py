@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 
@@ -30,7 +31,8 @@ def main() -> None:
     ap.add_argument("--horizon", type=int, default=28)
     ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--sequences", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--warmup", type=int, default=3, help="untimed runs first")
+    ap.add_argument("--repeats", type=int, default=5, help="timed runs; the median is reported")
     ap.add_argument("--skip-rerun", action="store_true", help="time the step-wise sampler only")
     ap.add_argument("--rerun-passes", type=int, default=0,
                     help="time only this many of the re-run baseline's passes (each costs the "
@@ -54,25 +56,30 @@ def main() -> None:
             torch.cuda.synchronize()
 
     def timed(fn):
-        fn()  # warm-up
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(args.repeats):
+        """(median, all) seconds of ``args.repeats`` runs after ``args.warmup`` untimed ones."""
+        for _ in range(args.warmup):
             fn()
-        sync()
-        return (time.perf_counter() - t0) / args.repeats
+        times = []
+        for _ in range(args.repeats):
+            sync()
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times), [round(t, 4) for t in times]
 
     def stepwise():
         g = torch.Generator(device=dev).manual_seed(0)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.bf16):
             return rollout(model, ctx, args.horizon, args.samples, generator=g)
 
-    t_step = timed(stepwise)
+    t_step, step_times = timed(stepwise)
     frames = args.sequences * args.samples * args.horizon
     result = {"bench": "sampling", "preset": args.preset, "device": str(dev),
               "bf16": args.bf16, "n_ctx": m.n_ctx, "horizon": args.horizon,
               "samples": args.samples, "sequences": args.sequences,
-              "stepwise_seconds": round(t_step, 4),
+              "warmup": args.warmup, "repeats": args.repeats,
+              "stepwise_seconds": round(t_step, 4), "stepwise_seconds_all": step_times,
               "stepwise_frames_per_second": round(frames / t_step, 2)}
     if not args.skip_rerun:
         passes = args.rerun_passes if 0 < args.rerun_passes < args.horizon else args.horizon
@@ -82,8 +89,10 @@ def main() -> None:
             return rerun_rollout(model, ctx, args.horizon, args.samples, generator=g,
                                  max_passes=passes)
 
-        t_rerun = timed(rerun) * args.horizon / passes
+        t_pass, rerun_times = timed(rerun)
+        t_rerun = t_pass * args.horizon / passes
         result.update(rerun_passes_timed=passes, rerun_seconds=round(t_rerun, 4),
+                      rerun_seconds_all=rerun_times,
                       speedup=round(t_rerun / t_step, 2))
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
     result.update(machine())
