@@ -22,7 +22,7 @@ from hvrnn.distributed import resolve_device
 from hvrnn.errors import UserError, require
 from hvrnn.io.files import reading
 from hvrnn.io.frames import to_float, to_uint8
-from hvrnn.io.output import OutputFolder, put_bytes
+from hvrnn.io.output import OutputFolder, put, put_bytes
 from hvrnn.sampling import sample
 
 
@@ -118,10 +118,8 @@ def write_pictures(out: OutputFolder | Path, context: np.ndarray, samples: np.nd
         put_bytes(out, f"seq_{i:03d}.png", viz.png_bytes(grid.repeat(scale, 0).repeat(scale, 1)))
         frames = viz.animation_frames(context[i], samples[i], tr, scale=scale)
         put_bytes(out, f"seq_{i:03d}.gif", viz.gif_bytes(frames))
-        if video and isinstance(out, OutputFolder):
-            out.write(f"seq_{i:03d}.mp4", lambda tmp, f=frames: viz.write_mp4(f, tmp))
-        elif video:
-            viz.save_mp4(frames, out / f"seq_{i:03d}.mp4")
+        if video:
+            put(out, f"seq_{i:03d}.mp4", lambda tmp, f=frames: viz.write_mp4(f, tmp))
     gap = np.full((4, grids[0].shape[1], 3), 255, np.uint8)
     stacked = np.concatenate([x for g in grids for x in (g, gap)][:-1], axis=0)
     put_bytes(out, "grid.png", _labelled_grid(stacked.repeat(scale, 0).repeat(scale, 1), scale,
