@@ -12,10 +12,10 @@ LAYERS = {
     "config": 2,
     "distributions": 3, "objective": 3, "layers": 3,
     "model": 4,
-    "sampling": 5, "checkpoint": 5, "pretrained": 5, "distributed": 5, "data": 5, "metrics": 5,
-    "weights": 5, "viz": 5,
-    "training": 6, "train": 6, "evaluation": 6, "evaluate": 6, "sample_files": 6, "info": 6,
-    "demo": 6,
+    "sampling": 5, "rng": 5, "checkpoint": 5, "pretrained": 5, "sources": 5, "distributed": 5,
+    "data": 5, "metrics": 5, "weights": 5, "viz": 5,
+    "training": 6, "train": 6, "evaluation": 6, "evaluate": 6, "outputs": 6, "sample_files": 6,
+    "info": 6, "demo": 6,
     "cli": 7,
 }
 
@@ -29,8 +29,16 @@ def _component(dotted: str) -> str:
     return parts[1] if len(parts) > 1 else ""
 
 
-def _imports(tree: ast.Module) -> list[tuple[int, str]]:
-    """(line, imported hvrnn module) for every import outside ``if TYPE_CHECKING:`` blocks."""
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(SRC.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(tree: ast.Module, modules: frozenset[str] = frozenset()
+             ) -> list[tuple[int, str]]:
+    """(line, imported hvrnn module) for every import outside ``if TYPE_CHECKING:`` blocks;
+    ``from package import name`` counts as an import of ``package.name`` when that is one of
+    ``modules``."""
     skipped: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
@@ -40,8 +48,8 @@ def _imports(tree: ast.Module) -> list[tuple[int, str]]:
         if id(node) in skipped:
             continue
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] if node.module != "hvrnn" else \
-                [f"hvrnn.{a.name}" for a in node.names]
+            names = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules or
+                     node.module == "hvrnn" else node.module for a in node.names]
             found += [(node.lineno, n) for n in names if n.startswith("hvrnn")]
         elif isinstance(node, ast.Import):
             found += [(node.lineno, a.name) for a in node.names if a.name.startswith("hvrnn")]
@@ -80,3 +88,65 @@ def test_every_component_has_a_layer():
     components = {p.stem if p.parent == SRC else p.relative_to(SRC).parts[0]
                   for p in SRC.rglob("*.py")} - {"__init__"}
     assert components <= set(LAYERS), components - set(LAYERS)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the package's modules it imports (at load time or inside a function), without
+    the package root, which only re-exports on first use."""
+    trees = {_module_name(p): tree for p, tree in _modules()}
+    modules = frozenset(trees)
+    return {name: {m for _, m in _imports(tree, modules) if m in modules and m != "hvrnn"}
+            for name, tree in trees.items() if name != "hvrnn"}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_cycle_finder_finds_a_cycle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": {"e"}}
+    assert _cycles(graph) == [["a", "b", "c"]]
+
+
+def test_no_import_cycle():
+    cycles = _cycles(_import_graph())
+    assert not cycles, "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def test_no_private_name_is_imported_from_another_module():
+    wrong = []
+    for path, tree in _modules():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hvrnn"):
+                wrong += [f"{path.relative_to(SRC)}:{node.lineno} imports {node.module}.{a.name}"
+                          for a in node.names if a.name.startswith("_")
+                          and a.name != "__version__"]
+    assert not wrong, "\n".join(wrong)

@@ -16,7 +16,8 @@ _LAZY = {
     "count_parameters": "hvrnn.model",
     "sample": "hvrnn.sampling",
     "build_dataset": "hvrnn.data",
-    "load_checkpoint": "hvrnn.checkpoint",
+    "load_checkpoint": "hvrnn.sources",
+    "load_model": "hvrnn.sources",
     "load_pretrained": "hvrnn.pretrained",
     "metrics": None,
 }

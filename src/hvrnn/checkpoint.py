@@ -1,4 +1,5 @@
-"""Full training checkpoints, written atomically and read back without unpickling code.
+"""The checkpoint file format: full training checkpoints, written atomically and read back
+without unpickling code.
 
 A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so it loads with
 ``torch.load(weights_only=True)``; anything else in the file (a crafted ``__reduce__`` payload,
@@ -11,6 +12,7 @@ a pickled class) is refused before it can run. Keys:
   parameter group (``{"model": ...}``, more for a kind with several losses), or ``None``.
   Format version 1 stored a single ``optimizer``; it is read as the ``"model"`` group.
 - ``rng``: torch, CUDA, numpy and python RNG states plus the latent-noise generator
+  (:mod:`hvrnn.rng`)
 - ``sampler``: ``{"epoch", "batch", "seed"}``, the data position the next step reads
 - ``metrics``: the last logged training terms (floats)
 
@@ -21,63 +23,22 @@ the target, so a crash at any moment leaves either the old or the new file, neve
 from __future__ import annotations
 
 import os
-import random
 import re
 import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from hvrnn.config import ConfigError, ExperimentConfig, config_from_dict
 from hvrnn.config.compare import config_differences
 from hvrnn.errors import CheckpointError, NonFiniteError
 from hvrnn.io.files import fsync_dir, is_temporary, write_atomically
+from hvrnn.rng import capture_rng, restore_rng
 
 FORMAT = "hvrnn-checkpoint"
 FORMAT_VERSION = 2
 _STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
-
-
-# --------------------------------------------------------------------------------------------
-# RNG states as plain tensors and lists (no numpy or python objects in the file)
-# --------------------------------------------------------------------------------------------
-
-
-def capture_rng(noise: torch.Generator | None = None) -> dict[str, Any]:
-    """Every RNG state that influences training, as tensors, ints, floats and lists."""
-    np_state = np.random.get_state()
-    py_version, py_state, py_gauss = random.getstate()
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy": {
-            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
-            "pos": int(np_state[2]),
-            "has_gauss": int(np_state[3]),
-            "cached_gaussian": float(np_state[4]),
-        },
-        "python": {"version": int(py_version), "state": [int(v) for v in py_state],
-                   "gauss_next": py_gauss},
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-    if noise is not None:
-        state["noise"] = noise.get_state()
-    return state
-
-
-def restore_rng(state: dict[str, Any], noise: torch.Generator | None = None) -> None:
-    """Inverse of :func:`capture_rng`."""
-    torch.set_rng_state(state["torch"])
-    np_state = state["numpy"]
-    np.random.set_state(("MT19937", np_state["keys"].numpy().astype(np.uint32),
-                         np_state["pos"], np_state["has_gauss"], np_state["cached_gaussian"]))
-    py = state["python"]
-    random.setstate((py["version"], tuple(py["state"]), py["gauss_next"]))
-    if state.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    if noise is not None and "noise" in state:
-        noise.set_state(state["noise"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -210,19 +171,13 @@ def remove_stale_temporaries(run_dir: str | Path) -> None:
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint file, the latest checkpoint of a run directory, or the weights file of a
-    shipped model named ``pretrained:<name>`` (:mod:`hvrnn.pretrained`).
+    """A checkpoint file, or the latest checkpoint of a run directory. A shipped model
+    (``pretrained:<name>``) is resolved by :func:`hvrnn.sources.resolve_source`.
 
     Raises:
         CheckpointError: nothing found.
     """
-    from hvrnn import pretrained
-
-    if pretrained.is_pretrained(path):
-        return pretrained.folder(str(path)) / pretrained.WEIGHTS_FILE
     p = Path(path)
-    if (p / pretrained.WEIGHTS_FILE).is_file():
-        return p / pretrained.WEIGHTS_FILE
     if p.is_dir():
         found = latest_checkpoint(p)
         if found is None:
@@ -317,43 +272,6 @@ def check_compatible(ckpt: dict[str, Any], cfg: ExperimentConfig, path: str | Pa
                               f"the config has {key}={new!r}{more}")
 
 
-def checkpoint_tag(path: str | Path) -> str:
-    """A name for the checkpoint file ``path`` that changes when its content does: the
-    ``step_<N>`` file it is another name of (``last.pt``), else its own name; for a shipped
-    model, ``pretrained``."""
-    from hvrnn import pretrained
-
-    p = Path(path)
-    if p.name == pretrained.WEIGHTS_FILE:
-        return "pretrained"
-    if p.name == "last.pt" and p.parent.is_dir():
-        from hvrnn.io.files import sha256_file
-
-        digest = None
-        for other in reversed(list_checkpoints(p.parent.parent)):
-            if os.path.samefile(other, p):  # last.pt is a second name of a step file
-                return other.stem
-            if other.stat().st_size == p.stat().st_size:  # or a copy of one
-                digest = digest or sha256_file(p)
-                if sha256_file(other) == digest:
-                    return other.stem
-        return f"last-{(digest or sha256_file(p))[:12]}"
-    return p.stem
-
-
-def default_output_base(source: str | Path) -> Path:
-    """Where outputs derived from a checkpoint go by default: its run directory, or
-    ``runs/pretrained-<name>`` for a shipped model (never inside the installed package)."""
-    from hvrnn import pretrained
-
-    if pretrained.is_pretrained(source):
-        return Path("runs") / f"pretrained-{pretrained.folder(str(source)).name}"
-    p = Path(source)
-    if p.is_dir():
-        return p
-    return p.parent.parent if p.parent.name == "checkpoints" else p.parent
-
-
 def load_state_checked(model: torch.nn.Module, state: dict[str, Any], path: str | Path) -> None:
     """``model.load_state_dict(state)``; a mismatch raises one-line :class:`CheckpointError`."""
     try:
@@ -364,13 +282,14 @@ def load_state_checked(model: torch.nn.Module, state: dict[str, Any], path: str 
                               f"describes: {' '.join(first[:2])[:300]}") from None
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"
-                    ) -> tuple[torch.nn.Module, ExperimentConfig]:
-    """Rebuild the model and its config from a checkpoint alone (``hvrnn.load_checkpoint``).
+def load_checkpoint_file(path: str | Path, device: str | torch.device = "cpu"
+                         ) -> tuple[torch.nn.Module, ExperimentConfig]:
+    """Rebuild the model and its config from a training checkpoint alone.
+
+    :func:`hvrnn.load_checkpoint` (:func:`hvrnn.sources.load_model`) also takes shipped models.
 
     Args:
-        path: a checkpoint file, a run directory (its latest checkpoint), ``pretrained:<name>``
-            or a pretrained-model folder / its ``model.safetensors`` (:mod:`hvrnn.pretrained`).
+        path: a checkpoint file or a run directory (its latest checkpoint).
         device: where to put the model.
 
     Returns:
@@ -380,16 +299,31 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"
         CheckpointError: missing, corrupt, unsafe or foreign checkpoint, or weights that do not
             fit the model the stored config describes.
     """
-    from hvrnn import pretrained
+    p = resolve_checkpoint(path)
+    ckpt = read_checkpoint(p)
+    cfg = checkpoint_config(ckpt, p)
+    return build_loaded(cfg, ckpt["model"], p, device), cfg
+
+
+def build_loaded(cfg: ExperimentConfig, state: dict[str, Any], path: str | Path,
+                 device: str | torch.device = "cpu") -> torch.nn.Module:
+    """The model ``cfg.model`` describes with the weights ``state`` (read from ``path``), in
+    eval mode on ``device``; the memory it needs is checked first.
+
+    Raises:
+        CheckpointError: the weights do not fit the model (naming the key).
+    """
     from hvrnn.model import build_model
     from hvrnn.model.memory import allocating
 
-    p = resolve_checkpoint(path)
-    if p.name == pretrained.WEIGHTS_FILE:
-        return pretrained.load_weights_folder(p, str(device))
-    ckpt = read_checkpoint(p)
-    cfg = checkpoint_config(ckpt, p)
     with allocating(cfg.model, training=False):
         model = build_model(cfg.model)
-        load_state_checked(model, ckpt["model"], p)
-        return model.to(device).eval(), cfg
+        load_state_checked(model, state, path)
+        return model.to(device).eval()
+
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "atomic_torch_save", "build_loaded", "capture_rng",
+           "check_compatible", "check_finite_weights", "checkpoint_config", "latest_checkpoint",
+           "list_checkpoints", "load_checkpoint_file", "load_state_checked", "make_checkpoint",
+           "optimizer_states", "read_checkpoint", "remove_stale_temporaries",
+           "resolve_checkpoint", "restore_rng", "save_checkpoint", "step_path"]

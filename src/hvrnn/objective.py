@@ -6,14 +6,44 @@ Reductions are written out: sum over C, H, W and T, mean over B (docs/design.md 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-if TYPE_CHECKING:  # the model layer builds on this module, not the other way round
-    from hvrnn.model.base import VRNNOutput
+from hvrnn.distributions import DiagonalGaussian
+
+
+@dataclass
+class VRNNOutput:
+    """Teacher-forced pass over the predicted frames.
+
+    Attributes:
+        logits: (B, T, C, H, W) decoder output before the sigmoid, or None for a kind that
+            predicts frames directly (then ``frames`` is set).
+        prior: one DiagonalGaussian per latent level, parameters (B, T, C_l, H_l, W_l).
+        posterior: same layout as ``prior``.
+        z: the latents fed to the decoder, one (B, T, C_l, H_l, W_l) tensor per level.
+        frames: (B, T, C, H, W) predicted frames in [0, 1] of a kind without a pixel
+            likelihood (PredNet, SAVP), or None.
+    """
+
+    logits: Tensor | None
+    prior: list[DiagonalGaussian] = field(default_factory=list)
+    posterior: list[DiagonalGaussian] = field(default_factory=list)
+    z: list[Tensor] = field(default_factory=list)
+    frames: Tensor | None = None
+
+    @property
+    def mean(self) -> Tensor:
+        """(B, T, C, H, W) predicted frames in [0, 1]: ``frames`` when the kind gives them,
+        else the mean of the pixel likelihood (the sigmoid of ``logits``)."""
+        if self.frames is not None:
+            return self.frames
+        if self.logits is None:
+            raise ValueError("the output holds neither frames nor logits")
+        return torch.sigmoid(self.logits)
 
 
 def reconstruction_nll(logits: Tensor, target: Tensor, likelihood: str) -> Tensor:

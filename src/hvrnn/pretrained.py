@@ -9,9 +9,9 @@ Each model is a folder ``hvrnn/pretrained/<name>/`` with three files:
   machine, metrics under a named protocol), then prose.
 
 Everywhere a checkpoint is accepted (``hvrnn sample``, ``hvrnn evaluate``,
-:func:`hvrnn.load_checkpoint`), ``pretrained:<name>`` names a shipped model. The weights are
-checked against the SHA-256 of the model card every time they are loaded, so a damaged install
-gives one clear error instead of a silently different model.
+:func:`hvrnn.load_checkpoint`: :mod:`hvrnn.sources`), ``pretrained:<name>`` names a shipped
+model. The weights are checked against the SHA-256 of the model card every time they are
+loaded, so a damaged install gives one clear error instead of a silently different model.
 """
 
 from __future__ import annotations
@@ -95,9 +95,7 @@ def load_weights_folder(path: str | Path, device: str = "cpu") -> tuple[Any, Any
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from hvrnn.checkpoint import check_finite_weights, checkpoint_config, load_state_checked
-    from hvrnn.model import build_model
-    from hvrnn.model.memory import allocating
+    from hvrnn.checkpoint import build_loaded, check_finite_weights, checkpoint_config
 
     base = Path(path)
     base = base.parent if base.name == WEIGHTS_FILE else base
@@ -122,10 +120,7 @@ def load_weights_folder(path: str | Path, device: str = "cpu") -> tuple[Any, Any
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"cannot read weights {str(weights)!r}: {exc}") from None
     check_finite_weights(state, weights)
-    with allocating(cfg.model, training=False):
-        model = build_model(cfg.model)
-        load_state_checked(model, state, weights)
-        return model.to(device).eval(), cfg
+    return build_loaded(cfg, state, weights, device), cfg
 
 
 def load_pretrained(name: str, device: str = "cpu") -> tuple[Any, Any]:
@@ -173,10 +168,10 @@ def export_pretrained(checkpoint: str | Path, out: str | Path, card: dict[str, A
     """
     from safetensors.torch import save_file
 
-    from hvrnn.checkpoint import load_checkpoint
+    from hvrnn.checkpoint import load_checkpoint_file
     from hvrnn.io.output import OutputFolder
 
-    model, cfg = load_checkpoint(checkpoint)
+    model, cfg = load_checkpoint_file(checkpoint)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     with OutputFolder(out, force=force) as folder:
         folder.write(WEIGHTS_FILE, lambda tmp: save_file(state, tmp))

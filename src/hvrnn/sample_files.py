@@ -17,13 +17,14 @@ import numpy as np
 import torch
 
 from hvrnn import viz
-from hvrnn.checkpoint import default_output_base, load_checkpoint, resolve_checkpoint
 from hvrnn.distributed import resolve_device
 from hvrnn.errors import UserError, require
 from hvrnn.io.files import reading
 from hvrnn.io.frames import to_float, to_uint8
 from hvrnn.io.output import OutputFolder, put, put_bytes
+from hvrnn.outputs import default_output_base
 from hvrnn.sampling import sample
+from hvrnn.sources import load_model, resolve_source
 
 
 def read_context_file(path: str | Path, n_ctx: int, image_size: int, channels: int
@@ -203,8 +204,8 @@ def write_samples(checkpoint: str | Path, out: str | Path | None = None, *,
     """
     check_options(n_samples, horizon, num_sequences, seed, temperature)
     require("imageio", *(("imageio_ffmpeg",) if video else ()), purpose="writing samples")
-    path, dev = resolve_checkpoint(checkpoint), resolve_device(device)
-    model, cfg = load_checkpoint(path, device=dev)
+    path, dev = resolve_source(checkpoint), resolve_device(device)
+    model, cfg = load_model(path, device=dev)
     horizon, root = horizon or cfg.eval.horizon or cfg.data.n_pred, str(data_root or cfg.data.root)
     if context is None:
         ctx, truth = _test_clips(cfg, num_sequences, horizon, root)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from typing import Any
 
 from hvrnn.config.checks import DEVICE_PATTERN, INT_MAX
 
@@ -90,3 +91,24 @@ def add_config_arguments(p: argparse.ArgumentParser, optional: bool = False) -> 
                    help="preset name (e.g. tiny, bair64) or YAML")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="dotted overrides, e.g. train.batch_size=8 model.n_z=20")
+
+
+def metric_weights(given: str | None, skip: bool, metric: str, names: tuple[str, ...],
+                   notes: dict[str, str]) -> Any:
+    """The weights argument of one metric for ``hvrnn evaluate`` and ``hvrnn compare``: False
+    (``--no-...``), the given path, ``FROM_CACHE`` when the cache holds every file, else None
+    with a note naming the fetch command (``notes[metric]``)."""
+    if skip:
+        return False
+    if given:
+        return given
+    from hvrnn import weights
+    from hvrnn.evaluation.scorer import FROM_CACHE
+
+    missing = [n for n in names if weights.cached(n) is None]
+    if not missing:
+        return FROM_CACHE
+    notes[metric] = (f"note: {metric.upper()} skipped: "
+                     f"{', '.join(weights.REGISTRY[n].filename for n in missing)} not in the "
+                     f"weights cache; run `{weights.fetch_command(missing)}`")
+    return None

@@ -5,21 +5,20 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from hvrnn.cli.common import FORMATTER, device, integer
+from hvrnn.cli.common import FORMATTER, device, integer, metric_weights
 from hvrnn.evaluation.protocols import PROTOCOLS, get_protocol
 
 
 def run(args: argparse.Namespace) -> int:
     """Compare the entries; print where the table, curves and figures are."""
-    from hvrnn.cli.evaluate import _weights
     from hvrnn.evaluation.compare_outputs import compare
     from hvrnn.weights import LPIPS_FILES
 
     protocol = get_protocol(args.protocol)
     notes: dict[str, str] = {}  # as hvrnn evaluate: given weights, else the cache's
-    lpips = _weights(args.lpips_weights, args.no_lpips, "lpips",
+    lpips = metric_weights(args.lpips_weights, args.no_lpips, "lpips",
                      LPIPS_FILES[protocol.lpips_net], notes)
-    i3d = _weights(args.i3d_weights, args.no_fvd, "fvd", ("i3d",), notes)
+    i3d = metric_weights(args.i3d_weights, args.no_fvd, "fvd", ("i3d",), notes)
     options = {k: v for k, v in (("n_samples", args.n_samples),
                                  ("max_sequences", args.max_sequences),
                                  ("lpips_weights", lpips), ("i3d_weights", i3d),

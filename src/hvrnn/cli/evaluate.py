@@ -8,30 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hvrnn.cli.common import FORMATTER, device, integer, number
+from hvrnn.cli.common import FORMATTER, device, integer, metric_weights, number
 from hvrnn.errors import UserError
 from hvrnn.evaluation.protocols import format_protocols, get_protocol
-
-
-def _weights(given: str | None, skip: bool, metric: str, names: tuple[str, ...],
-             notes: dict[str, str]) -> Any:
-    """The weights argument for one metric: False (``--no-...``), the given path,
-    ``FROM_CACHE`` when the cache holds every file, else None with a note naming the fetch
-    command (``notes[metric]``)."""
-    if skip:
-        return False
-    if given:
-        return given
-    from hvrnn import weights
-    from hvrnn.evaluation.scorer import FROM_CACHE
-
-    missing = [n for n in names if weights.cached(n) is None]
-    if not missing:
-        return FROM_CACHE
-    notes[metric] = (f"note: {metric.upper()} skipped: "
-                     f"{', '.join(weights.REGISTRY[n].filename for n in missing)} not in the "
-                     f"weights cache; run `{weights.fetch_command(missing)}`")
-    return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,9 +27,9 @@ def run(args: argparse.Namespace) -> int:
 
     protocol = get_protocol(args.protocol)
     notes: dict[str, str] = {}
-    lpips_weights = _weights(args.lpips_weights, args.no_lpips, "lpips",
+    lpips_weights = metric_weights(args.lpips_weights, args.no_lpips, "lpips",
                              LPIPS_FILES[protocol.lpips_net], notes)
-    i3d_weights = _weights(args.i3d_weights, args.no_fvd, "fvd", ("i3d",), notes)
+    i3d_weights = metric_weights(args.i3d_weights, args.no_fvd, "fvd", ("i3d",), notes)
     if args.predictions:
         result = _score_predictions(args, lpips_weights, i3d_weights)
     else:

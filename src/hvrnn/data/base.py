@@ -1,4 +1,5 @@
-"""Dataset registry, :func:`build_dataset` and the clip dataset over prepared uint8 arrays.
+"""Dataset registry and the clip dataset over prepared uint8 arrays (built by
+:func:`hvrnn.data.build_dataset`).
 
 Contract of every dataset returned by :func:`build_dataset`:
 
@@ -27,7 +28,8 @@ import torch
 from torch.utils.data import Dataset
 
 from hvrnn.config import DataConfig
-from hvrnn.data.manifest import again, check_file, prepare_args, read_manifest
+from hvrnn.data.commands import again, prepare_args
+from hvrnn.data.manifest import check_file, read_manifest
 from hvrnn.errors import DataError
 from hvrnn.io.frames import to_float
 
@@ -79,31 +81,6 @@ def prepare_hint(cfg: DataConfig) -> str:
     if entry is None:
         return ""
     return entry.prepare_hint.format(root=shlex.quote(str(cfg.root)), size=cfg.image_size)
-
-
-def build_dataset(cfg: DataConfig, split: str) -> Dataset:
-    """Build the dataset named by ``cfg.name`` for one split.
-
-    Args:
-        cfg: the data section of the experiment config.
-        split: ``"train"`` or ``"test"`` (``"val"`` for datasets that have one).
-
-    Returns:
-        A map-style dataset whose items are float32 ``(T, C, H, W)`` in [0, 1],
-        ``T = cfg.n_ctx + cfg.n_pred``.
-
-    Raises:
-        DataError: unknown dataset or split, or a missing, unprepared or mismatching root (the
-            message names the path and the command that prepares it).
-    """
-    import hvrnn.data  # noqa: F401  (registers the built-in datasets)
-
-    if cfg.name not in DATASETS:
-        raise DataError(f"data.name={cfg.name!r} is not a known dataset; known: "
-                        f"{', '.join(sorted(DATASETS))}")
-    if split not in SPLIT_TAGS:
-        raise DataError(f"split {split!r} is invalid: expected one of {list(SPLIT_TAGS)}")
-    return DATASETS[cfg.name].builder(cfg, split)
 
 
 def item_rng(seed: int, split: str, index: int, epoch: int = 0) -> np.random.Generator:

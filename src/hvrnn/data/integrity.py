@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from hvrnn.data.commands import MANIFEST_NAME, again
 from hvrnn.errors import DataError
 from hvrnn.io.files import READ_ERRORS, reason
 from hvrnn.io.npy import read_header
@@ -32,8 +33,6 @@ def _shape(text: tuple[int | None, ...]) -> str:
 
 
 def _fail(root: Path, manifest: Mapping[str, Any], message: str) -> DataError:
-    from hvrnn.data.manifest import MANIFEST_NAME, again
-
     return DataError(f"manifest '{root / MANIFEST_NAME}' contradicts itself: {message}",
                      hint=again(root, manifest))
 
@@ -138,8 +137,6 @@ def check_arrays(root: str | Path, name: str, manifest: Mapping[str, Any]) -> No
         DataError: naming the file, what it holds and what the manifest describes, with the
             command that prepares the folder again.
     """
-    from hvrnn.data.manifest import again
-
     root = Path(root)
     path = root / name
     members = expected_arrays(root, manifest).get(name, {})

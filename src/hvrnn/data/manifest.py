@@ -42,6 +42,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from hvrnn.data.commands import (
+    MANIFEST_NAME,
+    again,
+    command_args,
+    fix_command,
+)
+from hvrnn.data.integrity import check_arrays, check_manifest
 from hvrnn.data.writers import ArrayWriter, FrameStreamWriter, save_array, save_json
 from hvrnn.errors import DataError
 from hvrnn.io.files import reading, sha256_file
@@ -49,75 +56,10 @@ from hvrnn.io.npy import read_header
 from hvrnn.io.output import OutputFolder
 
 FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
 
 __all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "ArrayWriter", "FrameStreamWriter", "Preparation",
            "begin_preparation", "check_file", "command_args", "fix_command", "read_manifest",
            "save_array", "save_json", "verify", "write_manifest"]
-
-
-# ---- the command that prepares a folder --------------------------------------------------------
-
-
-def command_args(dataset: str, *positional: Any, **options: Any) -> list[str]:
-    """``["data", dataset, *positional, "--opt", "value", ...]``: the arguments of ``hvrnn``
-    that prepare a dataset (option names with dashes; True: a flag; False or None: left out)."""
-    args = ["data", dataset, *(str(p) for p in positional)]
-    for key, value in options.items():
-        if value is None or value is False:
-            continue
-        args.append("--" + key.replace("_", "-"))
-        if value is not True:
-            args.append(str(value))
-    return args
-
-
-def prepare_args(manifest: Mapping[str, Any]) -> list[str]:
-    """The recorded preparation arguments (older manifests: parsed from ``prepare_command``),
-    without ``--out`` and ``--force``; empty when unknown."""
-    if isinstance(manifest.get("prepare_args"), list):
-        return [str(a) for a in manifest["prepare_args"]]
-    try:
-        words = shlex.split(str(manifest.get("prepare_command", "")))
-    except ValueError:
-        return []
-    if words[:2] != ["hvrnn", "data"]:
-        return []
-    out, skip = [], False
-    for word in words[1:]:
-        if skip:
-            skip = False
-        elif word == "--out":
-            skip = True
-        elif word != "--force":
-            out.append(word)
-    return out
-
-
-def fix_command(folder: str | Path, manifest_or_args: Mapping[str, Any] | list[str],
-                changes: Mapping[str, Any] | None = None) -> str:
-    """The shell command that prepares ``folder`` again with its original arguments (and
-    ``changes``, e.g. ``{"--seq-len": 40}``), quoted for the shell; "" when unknown."""
-    args = list(manifest_or_args) if isinstance(manifest_or_args, list) else \
-        prepare_args(manifest_or_args)
-    if not args:
-        return ""
-    for option, value in (changes or {}).items():
-        if option in args:
-            args[args.index(option) + 1] = str(value)
-        else:
-            args += [option, str(value)]
-    lead = 2
-    while lead < len(args) and not args[lead].startswith("--"):
-        lead += 1
-    return shlex.join(["hvrnn", *args[:lead], "--out", str(folder), *args[lead:], "--force"])
-
-
-def again(folder: str | Path, manifest: Mapping[str, Any], changes: Mapping[str, Any] | None
-          = None) -> str:
-    """``"prepare the folder again with: <command>"``, or "" when the command is unknown."""
-    command = fix_command(folder, manifest, changes)
-    return f"prepare it again with: {command}" if command else ""
 
 
 # ---- writing -----------------------------------------------------------------------------------
@@ -239,7 +181,6 @@ def read_manifest(root: str | Path, hint: str = "") -> dict[str, Any]:
         DataError: the folder or its manifest is missing, unreadable, of another format, or
             contradicts itself (:func:`hvrnn.data.integrity.check_manifest`).
     """
-    from hvrnn.data.integrity import check_manifest
 
     root = Path(root)
     how = f"prepare it with: {hint}" if hint else ""
@@ -273,7 +214,6 @@ def check_file(root: str | Path, name: str, manifest: Mapping[str, Any],
         DataError: naming the file, when it is missing, truncated, too long, corrupt or holds
             arrays other than those recorded; with the command that prepares the folder again.
     """
-    from hvrnn.data.integrity import check_arrays
 
     root = Path(root)
     path = root / name

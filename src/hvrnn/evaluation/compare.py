@@ -76,11 +76,12 @@ def resolve_entry(source: str | Path, label: str | None, protocol: Protocol) -> 
         UserError: the path does not exist or is none of the accepted kinds.
     """
     from hvrnn import pretrained
-    from hvrnn.checkpoint import default_output_base, resolve_checkpoint
     from hvrnn.evaluation.predictions import predictions_eval_folder
+    from hvrnn.outputs import default_output_base
+    from hvrnn.sources import resolve_source
 
     if pretrained.is_pretrained(source):  # a shipped model, pretrained:<name>
-        ckpt = resolve_checkpoint(source)
+        ckpt = resolve_source(source)
         return Entry(label or str(source)[len(pretrained.PREFIX):], Path(str(source)),
                      "checkpoint", checkpoint=ckpt,
                      metrics_dir=_evaluated(default_eval_folders(source, ckpt, protocol)))
@@ -94,7 +95,7 @@ def resolve_entry(source: str | Path, label: str | None, protocol: Protocol) -> 
         entry.metrics_dir = _evaluated([path.parent, predictions_eval_folder(path, protocol),
                                         path.parent / f"eval-{protocol.id}"])
         return entry
-    ckpt = resolve_checkpoint(path)  # UserError for anything else
+    ckpt = resolve_source(path)  # UserError for anything else
     base = default_output_base(path)
     name = path.name if path.is_dir() else f"{base.name}/{ckpt.stem}"
     return Entry(label or name, path, "run" if path.is_dir() else "checkpoint",
@@ -135,8 +136,8 @@ def default_eval_folders(source: str | Path, ckpt: Path, protocol: Protocol) -> 
     default (:func:`hvrnn.evaluation.from_checkpoint.default_eval_folder`; with other options,
     a name that starts with the protocol id), then where earlier versions wrote it
     (``eval/<protocol>``)."""
-    from hvrnn.checkpoint import default_output_base
     from hvrnn.evaluation.from_checkpoint import default_eval_folder
+    from hvrnn.outputs import default_output_base
 
     folder = default_eval_folder(source, ckpt, protocol)
     others = sorted(folder.parent.glob(f"{protocol.id}-*")) if folder.parent.is_dir() else []

@@ -18,12 +18,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hvrnn.checkpoint import (
-    checkpoint_tag,
-    default_output_base,
-    load_checkpoint,
-    resolve_checkpoint,
-)
 from hvrnn.config import EvalConfig, ExperimentConfig
 from hvrnn.distributed import resolve_device
 from hvrnn.errors import UserError
@@ -43,7 +37,9 @@ from hvrnn.io.frames import to_float, to_uint8
 from hvrnn.io.npy import NpzWriter
 from hvrnn.io.output import OutputFolder
 from hvrnn.model import VideoModel
+from hvrnn.outputs import checkpoint_tag, default_output_base
 from hvrnn.sampling import sample
+from hvrnn.sources import load_model, resolve_source
 
 
 class PredictionsWriter:
@@ -242,9 +238,9 @@ def evaluate_checkpoint(checkpoint_path: str | Path, protocol_id: str | Protocol
             be computed (fewer than 9 frames or 2 sequences), an option is out of range or the
             output folder is taken; samples holding NaN or inf (how many), before any write.
     """
-    dev, ckpt_file = resolve_device(device), resolve_checkpoint(checkpoint_path)
+    dev, ckpt_file = resolve_device(device), resolve_source(checkpoint_path)
     require_report()
-    model, cfg = load_checkpoint(ckpt_file, device=dev)
+    model, cfg = load_model(ckpt_file, device=dev)
     n_samples, max_sequences, temperature, lpips_weights, i3d_weights = _options(
         cfg.eval if config_defaults else None, n_samples, max_sequences, temperature,
         lpips_weights, i3d_weights, batch_size)
@@ -296,7 +292,7 @@ def _output_folder(out_dir: str | Path | None, source: str | Path, ckpt_file: Pa
 def default_eval_folder(source: str | Path, ckpt_file: Path, p: Protocol,
                         temperature: float = 1.0) -> Path:
     """``eval/<checkpoint>/<protocol>[-<options>]`` in the run directory of ``source``
-    (:func:`hvrnn.checkpoint.checkpoint_tag`, :meth:`Protocol.folder_name`): evaluations of
+    (:func:`hvrnn.outputs.checkpoint_tag`, :meth:`Protocol.folder_name`): evaluations of
     other checkpoints of a run, or with other options, never share it."""
     return (default_output_base(source) / "eval" / checkpoint_tag(ckpt_file)
             / p.folder_name(temperature))

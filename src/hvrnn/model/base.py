@@ -13,15 +13,14 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
 
 from hvrnn.config import LossConfig, ModelConfig
-from hvrnn.distributions import DiagonalGaussian
-from hvrnn.objective import elbo_terms
+from hvrnn.objective import VRNNOutput, elbo_terms
 
 
 def latent_noise(source: ModelConfig | VideoModel, batch: int, steps: int,
@@ -35,37 +34,6 @@ def latent_noise(source: ModelConfig | VideoModel, batch: int, steps: int,
     """
     return [torch.randn(batch, steps, *shape, generator=generator, device=device)
             for shape in source.latent_shapes]
-
-
-@dataclass
-class VRNNOutput:
-    """Teacher-forced pass over the predicted frames.
-
-    Attributes:
-        logits: (B, T, C, H, W) decoder output before the sigmoid, or None for a kind that
-            predicts frames directly (then ``frames`` is set).
-        prior: one DiagonalGaussian per latent level, parameters (B, T, C_l, H_l, W_l).
-        posterior: same layout as ``prior``.
-        z: the latents fed to the decoder, one (B, T, C_l, H_l, W_l) tensor per level.
-        frames: (B, T, C, H, W) predicted frames in [0, 1] of a kind without a pixel
-            likelihood (PredNet, SAVP), or None.
-    """
-
-    logits: Tensor | None
-    prior: list[DiagonalGaussian] = field(default_factory=list)
-    posterior: list[DiagonalGaussian] = field(default_factory=list)
-    z: list[Tensor] = field(default_factory=list)
-    frames: Tensor | None = None
-
-    @property
-    def mean(self) -> Tensor:
-        """(B, T, C, H, W) predicted frames in [0, 1]: ``frames`` when the kind gives them,
-        else the mean of the pixel likelihood (the sigmoid of ``logits``)."""
-        if self.frames is not None:
-            return self.frames
-        if self.logits is None:
-            raise ValueError("the output holds neither frames nor logits")
-        return torch.sigmoid(self.logits)
 
 
 @dataclass

@@ -25,6 +25,8 @@ from hvrnn.distributed import DistInfo
 from hvrnn.errors import CheckpointError
 from hvrnn.log import logger
 from hvrnn.model import VideoModel, build_model
+from hvrnn.rng import capture_rng, restore_rng
+from hvrnn.sources import load_model
 from hvrnn.training.schedules import learning_rate
 
 NOISE_SEED_OFFSET = 1_000_003
@@ -51,7 +53,7 @@ def load_initial_weights(model: VideoModel, source: str) -> None:
     Raises:
         CheckpointError: unreadable, or its weights do not fit the model (naming the key).
     """
-    trained, _ = ckpt_io.load_checkpoint(source)
+    trained, _ = load_model(source)
     try:
         ckpt_io.load_state_checked(model, trained.state_dict(), source)
     except CheckpointError as exc:
@@ -116,7 +118,7 @@ class TrainState:
         rng = state.get("rng") or {}
         if dist.rank == 0 or saved_world != dist.world_size:
             # Global RNG states were saved by rank 0; other ranks re-seed from the step.
-            ckpt_io.restore_rng(rng, self.noise if "noise" in rng else None)
+            restore_rng(rng, self.noise if "noise" in rng else None)
         else:
             seed_all(cfg.train.seed + RANK_SEED_STRIDE * dist.rank + self.step)
             if "noise" in rng:
@@ -132,5 +134,5 @@ class TrainState:
         """The checkpoint dict of this state (:func:`hvrnn.checkpoint.make_checkpoint`)."""
         return ckpt_io.make_checkpoint(
             model=self.model, optimizers=self.optimizers, step=self.step, cfg=cfg,
-            rng=ckpt_io.capture_rng(self.noise), world_size=dist.world_size, sampler=sampler,
+            rng=capture_rng(self.noise), world_size=dist.world_size, sampler=sampler,
             metrics=metrics)
