@@ -13,7 +13,7 @@ from hvrnn.model import latent_noise
 # The tiny preset of every registered model kind, with the overrides its contract tests use
 # (tests/test_model_contract.py fails when a kind is missing here).
 KIND_PRESETS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "hvrnn": ("tiny", ("model.likelihood=l2",)),
+    "hvrnn": ("tiny", ("loss.likelihood=l2",)),
     "svg_lp": ("tiny_svglp", ()),
     "prednet": ("tiny_prednet", ()),
     "savp": ("tiny_savp", ()),

@@ -170,13 +170,17 @@ def test_weights_that_do_not_fit_their_config_are_refused(tiny_config, tmp_path)
 
 def test_checkpoint_of_format_1_loads(tiny_config, tmp_path):
     """A checkpoint of the first format: one ``optimizer``, the config in the earlier layout
-    (geometry in the model section, train.beta and train.betas)."""
+    (geometry and the likelihood in the model section, train.beta, train.betas and the other loss
+    settings in the train section)."""
     model, opt, state = _ckpt(tiny_config)
     state["format_version"] = 1
     state["optimizer"] = state.pop("optimizers")["model"]
     old = state["config"]
     old["model"].update(n_ctx=2, image_size=16, image_channels=1, g_dim=128)
-    old["train"]["beta"] = old["train"].pop("kl_beta")
+    loss = old.pop("loss")
+    old["model"].update(likelihood=loss.pop("likelihood"), kl_estimator=loss.pop("kl_estimator"))
+    old["train"].update(beta=loss.pop("kl_beta"), beta_warmup_steps=loss.pop("kl_warmup_steps"),
+                        **loss)
     old["train"]["betas"] = old["train"].pop("adam_betas")
     path = ck.save_checkpoint(state, tmp_path)
     loaded, cfg = hvrnn.load_checkpoint(path)

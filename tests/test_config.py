@@ -33,11 +33,11 @@ from hvrnn.config import (
     ("data.n_ctx=0", "data.n_ctx"),
     ("data.image_size=48", "data.image_size"),
     ("model.n_z=ten", "model.n_z"),
-    ("model.likelihood=poisson", "model.likelihood"),
+    ("loss.likelihood=poisson", "loss.likelihood"),
     ("model.gn_groups_lstm=3", "model.gn_groups_lstm"),
     ("model.g_dim=16", "model.g_dim"),  # a setting of another kind
-    ("train.rollout_inputs=1.5", "train.rollout_inputs"),
-    ("train.rollout_warmup_steps=-1", "train.rollout_warmup_steps"),
+    ("loss.rollout_inputs=1.5", "loss.rollout_inputs"),
+    ("loss.rollout_warmup_steps=-1", "loss.rollout_warmup_steps"),
 ])
 def test_bad_config_names_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
@@ -104,12 +104,44 @@ def test_image_geometry_lives_in_the_data_section():
         p.numel() for p in model.parameters())
 
 
-def test_loss_settings_form_one_object():
-    cfg = tiny("tiny", "model.likelihood=l1", "model.kl_estimator=mc", "train.kl_beta=0.5",
-               "train.beta_warmup_steps=7", "train.free_bits=0.25",
-               "train.rollout_inputs=0.3", "train.rollout_warmup_steps=9",
-               "train.rollout_from=truth")
+OLD_LOSS_KEYS = ("model.likelihood=l1", "model.kl_estimator=mc", "train.kl_beta=0.5",
+                 "train.beta_warmup_steps=7", "train.free_bits=0.25", "train.rollout_inputs=0.3",
+                 "train.rollout_warmup_steps=9", "train.rollout_from=truth")
+
+
+def test_loss_settings_form_one_section():
+    cfg = tiny("tiny", "loss.likelihood=l1", "loss.kl_estimator=mc", "loss.kl_beta=0.5",
+               "loss.kl_warmup_steps=7", "loss.free_bits=0.25", "loss.rollout_inputs=0.3",
+               "loss.rollout_warmup_steps=9", "loss.rollout_from=truth")
     assert dataclasses.astuple(cfg.loss) == ("l1", "mc", 0.5, 7, 0.25, 0.3, 9, "truth")
+    assert "loss" in cfg.to_dict() and not {"likelihood", "kl_estimator"} & set(
+        cfg.to_dict()["model"])
+    assert not {"kl_beta", "free_bits", "rollout_inputs"} & set(cfg.to_dict()["train"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        old = tiny("tiny", *OLD_LOSS_KEYS)
+    assert old == cfg
+    messages = [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]
+    assert len(messages) == len(OLD_LOSS_KEYS)
+    assert "config key train.beta_warmup_steps is deprecated; use loss.kl_warmup_steps" in \
+        messages
+
+
+def test_old_loss_keys_in_a_file_override_its_base(tmp_path):
+    """An old key in a file whose base is of the current layout lands on the base's value."""
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump({"base": "bair64_svglp", "model": {"likelihood": "l1"},
+                                    "train": {"kl_beta": 2.0}}))
+    with pytest.warns(FutureWarning, match="deprecated; use loss"):
+        cfg = hvrnn.load_config(path)
+    assert (cfg.loss.likelihood, cfg.loss.kl_beta) == ("l1", 2.0)
+    assert hvrnn.load_config("bair64_svglp").loss.likelihood == "l2"
+
+
+def test_a_kind_does_not_inherit_its_base_likelihood():
+    assert hvrnn.load_config("bair64").loss.likelihood == "l1"
+    assert hvrnn.load_config("bair64_savp").loss.likelihood == "bce"  # the default
+    assert hvrnn.load_config("smmnist32_svglp").loss.free_bits == 0.5  # the rest is inherited
 
 
 def test_model_sections_hold_only_their_kind_settings():
@@ -132,7 +164,8 @@ def test_eval_section_defaults_to_the_protocol():
 
 def _old_layout(cfg) -> dict:
     """The dict an earlier version stored for ``cfg``: geometry copied into the model section,
-    train.beta / train.betas, and the settings of every kind in one model section."""
+    train.beta / train.betas, the loss settings in the model and train sections, and the
+    settings of every kind in one model section."""
     d = cfg.to_dict()
     d["model"].update(n_ctx=cfg.data.n_ctx, image_size=cfg.data.image_size,
                       image_channels=cfg.data.channels)
@@ -140,7 +173,10 @@ def _old_layout(cfg) -> dict:
                            prior_layers=1, latent_resolutions=[1], prior_dense=True,
                            center_tap_1x1=True).items():
         d["model"].setdefault(key, value)
-    d["train"]["beta"] = d["train"].pop("kl_beta")
+    loss = d.pop("loss")
+    d["model"].update(likelihood=loss.pop("likelihood"), kl_estimator=loss.pop("kl_estimator"))
+    d["train"].update(beta=loss.pop("kl_beta"), beta_warmup_steps=loss.pop("kl_warmup_steps"),
+                      **loss)
     d["train"]["betas"] = d["train"].pop("adam_betas")
     return d
 
@@ -158,16 +194,20 @@ def test_configs_of_the_earlier_layout_load_unchanged(preset):
 
 
 def test_renamed_keys_still_work_with_a_deprecation_message(tmp_path):
-    with pytest.warns(FutureWarning, match="train.kl_beta"):
+    with pytest.warns(FutureWarning, match="train.beta is deprecated; use loss.kl_beta"):
         cfg = tiny("tiny", "train.beta=0.25")
-    assert cfg.train.kl_beta == 0.25
+    assert cfg.loss.kl_beta == 0.25
     path = tmp_path / "old.yaml"
     path.write_text(yaml.safe_dump({"base": "tiny", "train": {"betas": [0.5, 0.9]}}))
     with pytest.warns(FutureWarning, match="train.adam_betas"):
         assert hvrnn.load_config(path).train.adam_betas == (0.5, 0.9)
-    with pytest.raises(ConfigError, match="give only train.kl_beta"), \
+    with pytest.raises(ConfigError, match="train.kl_beta and train.beta are the same setting; "
+                                          "give only loss.kl_beta"), \
             pytest.warns(FutureWarning):
         config_from_dict({"train": {"beta": 1.0, "kl_beta": 2.0}})
+    with pytest.raises(ConfigError, match="give only loss.free_bits"), \
+            pytest.warns(FutureWarning):
+        config_from_dict({"train": {"free_bits": 1.0}, "loss": {"free_bits": 2.0}})
 
 
 def test_a_folder_named_like_a_preset_does_not_hide_it(tmp_path, monkeypatch):

@@ -387,7 +387,7 @@ CASES = [
                                          "--run-dir", str(w.tmp / "run")],
          ("train.lr", "finite"), lambda w, mp: file(w, "c.yaml", b"base: tiny\ntrain:\n"
                                                                   b"  lr: .inf\n")),
-    Case("train-beta-nan", lambda w: train_argv(w, "train.beta=nan"), ("train.kl_beta",)),
+    Case("train-beta-nan", lambda w: train_argv(w, "train.beta=nan"), ("loss.kl_beta",)),
     Case("sample-temperature-nan", lambda w: sample_argv(w, "--temperature", "nan"),
          ("--temperature", "nan")),
     Case("sample-temperature-negative", lambda w: sample_argv(w, "--temperature", "-1"),

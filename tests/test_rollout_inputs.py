@@ -1,4 +1,4 @@
-"""Own-prediction inputs (``train.rollout_inputs``): the schedule, the history pass, and that the
+"""Own-prediction inputs (``loss.rollout_inputs``): the schedule, the history pass, and that the
 frames read in training are the ones sampling feeds back."""
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ def test_rollout_clips_rises_linearly_then_stays():
 
 
 def test_only_hvrnn_reads_its_own_predictions():
-    with pytest.raises(ConfigError, match=r"train\.rollout_inputs"):
-        kind_config("svg_lp", "train.rollout_inputs=0.5")
+    with pytest.raises(ConfigError, match=r"loss\.rollout_inputs"):
+        kind_config("svg_lp", "loss.rollout_inputs=0.5")
 
 
 def _model_and_clip(t: int = 4):
-    cfg = tiny("tiny", "model.likelihood=bce")
+    cfg = tiny("tiny", "loss.likelihood=bce")
     model = seeded_model(cfg)
     return cfg, model, video_batch(cfg, b=3, t=t)
 
@@ -78,7 +78,7 @@ def test_training_reads_the_frames_that_sampling_feeds_back():
     generator seeded by the step); the others and every no-grad pass read the true frames."""
     cfg, model, video = _model_and_clip()
     k, step = cfg.data.n_ctx, 123
-    loss = tiny("tiny", "model.likelihood=bce", "train.rollout_inputs=0.7").loss
+    loss = tiny("tiny", "loss.likelihood=bce", "loss.rollout_inputs=0.7").loss
     seen = []
 
     def forward(v, eps=None, history=None):
@@ -116,7 +116,7 @@ def test_rollout_gap_ways_of_predicting():
 
 
 def test_one_step_predictions_match_the_step_api_from_the_true_past():
-    """train.rollout_from=truth: the batched pass equals stepping with the true frames fed back
+    """loss.rollout_from=truth: the batched pass equals stepping with the true frames fed back
     and the same prior noise (drawn level by level, (B, T, C_l, r, r) each)."""
     cfg, model, video = _model_and_clip()
     k = cfg.data.n_ctx
@@ -135,5 +135,5 @@ def test_one_step_predictions_match_the_step_api_from_the_true_past():
     torch.testing.assert_close(batched, torch.stack(frames, 1), rtol=1e-4, atol=1e-5)
     free = model.free_running(video[:, :k], 4, torch.Generator().manual_seed(9))
     assert (free[:, 1:] - batched[:, 1:]).abs().max() > 1e-4  # fed back: its own frames
-    with pytest.raises(ConfigError, match=r"train\.rollout_from"):
-        tiny("tiny", "train.rollout_from=future")
+    with pytest.raises(ConfigError, match=r"loss\.rollout_from"):
+        tiny("tiny", "loss.rollout_from=future")

@@ -99,7 +99,7 @@ def kl_weight(step: int, beta: float = 1.0, warmup_steps: int = 0) -> float:
 
 def rollout_clips(batch: int, step: int, fraction: float, warmup_steps: int = 0) -> int:
     """How many clips of a batch of ``batch`` read the model's own predictions at optimisation
-    step ``step`` (``train.rollout_inputs``): ``fraction`` of them, rising linearly from 0 over
+    step ``step`` (``loss.rollout_inputs``): ``fraction`` of them, rising linearly from 0 over
     ``warmup_steps`` (scheduled sampling, Bengio et al., NeurIPS 2015), rounded."""
     ramp = min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0
     return round(batch * fraction * ramp)

@@ -2,8 +2,9 @@
 
 Each documents where its defaults come from; docs/models.md lists the published settings behind
 every preset. Both predict frames in [0, 1] directly (no pixel likelihood), so the shared
-``likelihood``, ``kl_estimator``, ``base_channels``, ``max_channels``, ``width_mult`` and
-``gn_groups`` settings of :class:`~hvrnn.config.ModelConfig` do not apply to them.
+``base_channels``, ``max_channels``, ``width_mult`` and ``gn_groups`` settings of
+:class:`~hvrnn.config.ModelConfig` and the ELBO settings of the ``loss`` section
+(``likelihood``, ``kl_estimator``, ``kl_beta``, ``free_bits``) do not apply to them.
 """
 
 from __future__ import annotations

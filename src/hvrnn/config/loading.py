@@ -16,13 +16,16 @@ from typing import Any
 import yaml
 
 from hvrnn.config.checks import ConfigError
-from hvrnn.config.migration import migrate, renamed_key
+from hvrnn.config.loss import LossConfig
+from hvrnn.config.migration import migrate, rename_keys, renamed_key
 from hvrnn.config.models import MODEL_CONFIGS, model_config_class
 from hvrnn.config.sections import DataConfig, EvalConfig, ExperimentConfig, TrainConfig
 from hvrnn.io.files import read_text, write_atomically
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
-SECTIONS = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
+SECTIONS = {"data": DataConfig, "loss": LossConfig, "train": TrainConfig, "eval": EvalConfig}
+# Loss settings that describe the model (its pixel likelihood), not the training.
+KIND_LOSS_KEYS = ("likelihood", "kl_estimator")
 
 
 # --------------------------------------------------------------------------------------------
@@ -189,8 +192,11 @@ def _source(name_or_path: str | Path) -> tuple[str, dict[str, Any], str]:
 def resolve_source(name_or_path: str | Path, _chain: tuple[str, ...] = ()) -> dict[str, Any]:
     """Raw dict of a preset name or a YAML path, ``base: <preset>`` chains followed.
 
-    A preset that sets another ``model.kind`` than its base does not inherit the base's model
-    section (the settings of one kind do not apply to another).
+    Old key names are brought to their current place in each file before it is merged with its
+    base (:func:`~hvrnn.config.migration.rename_keys`). A preset that sets another
+    ``model.kind`` than its base does not inherit the base's model section, nor its pixel
+    likelihood and KL estimator (``loss.likelihood``, ``loss.kl_estimator``): the settings of
+    one kind do not apply to another.
 
     Raises:
         ConfigError: a missing or unreadable source, or a chain of ``base:`` that comes back to
@@ -201,6 +207,7 @@ def resolve_source(name_or_path: str | Path, _chain: tuple[str, ...] = ()) -> di
         names = [Path(c).name for c in (*_chain[_chain.index(identity):], identity)]
         raise ConfigError(f"config '{Path(identity).name}' is its own base: "
                           f"{' -> '.join(names)} (base: chains must end)")
+    data = rename_keys(data)
     name = data.get("name", default_name)  # a derived preset keeps its own name
     base = data.pop("base", None)
     if base:
@@ -211,6 +218,9 @@ def resolve_source(name_or_path: str | Path, _chain: tuple[str, ...] = ()) -> di
         kind = (data.get("model") or {}).get("kind")
         if kind is not None and kind != (parent.get("model") or {}).get("kind", "hvrnn"):
             parent.pop("model", None)
+            if isinstance(parent.get("loss"), dict):
+                for key in KIND_LOSS_KEYS:
+                    parent["loss"].pop(key, None)
         data = _deep_merge(parent, data)
     data["name"] = name
     return data

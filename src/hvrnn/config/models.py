@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hvrnn.config.checks import ConfigError, check
+from hvrnn.config.loss import LossConfig
 
 # A field carrying this metadata is derived at construction and never read from or written to
 # a config file.
@@ -45,10 +46,6 @@ class ModelConfig:
     width_mult: float = 1.0
     stage_widths: tuple[int, ...] = ()
     gn_groups: int = 4  # GroupNorm groups of the convolutional blocks
-    # The pixel likelihood p(x_t | ...) and how its KL is estimated; with train.kl_beta,
-    # train.beta_warmup_steps and train.free_bits they form ExperimentConfig.loss.
-    likelihood: str = "bce"  # bce | l1 | l2
-    kl_estimator: str = "analytic"  # analytic | mc
     geometry: Geometry | None = field(default=None, repr=False, metadata=DERIVED)
 
     # ---- the geometry handed over by the data section ------------------------------------
@@ -99,15 +96,18 @@ class ModelConfig:
         (called by :meth:`ExperimentConfig.validate` with ``data.n_pred``); any length by
         default."""
 
+    def check_loss(self, loss: LossConfig) -> None:
+        """Raise ConfigError for a ``loss`` setting this kind cannot honour (called by
+        :meth:`ExperimentConfig.validate`); own-prediction inputs are the hierarchical VRNN's
+        only, by default."""
+        check(loss.rollout_inputs == 0, "loss.rollout_inputs", loss.rollout_inputs,
+              f"0 for model.kind {self.kind!r} (own-prediction inputs are hvrnn's)")
+
     def validate(self) -> None:
         size = self.image_size
         check(size >= 8 and size & (size - 1) == 0, "data.image_size", size,
               f"a power of two >= 8 for model.kind={self.kind} (the encoder halves it down "
               "to 4x4)")
-        check(self.likelihood in ("bce", "l1", "l2"), "model.likelihood", self.likelihood,
-              "bce, l1 or l2")
-        check(self.kl_estimator in ("analytic", "mc"), "model.kl_estimator",
-              self.kl_estimator, "analytic or mc")
         check(self.n_z >= 1, "model.n_z", self.n_z, ">= 1")
         check(self.width_mult > 0, "model.width_mult", self.width_mult, "> 0")
         for key in ("base_channels", "max_channels", "gn_groups"):
@@ -171,6 +171,9 @@ class HVRNNConfig(ModelConfig):
     # Recompute activations in the backward pass: "decoder" (its ConvLSTM blocks) or "all"
     # (also the encoder and every latent net); trades compute for memory.
     activation_checkpointing: str = "none"  # none | decoder | all
+
+    def check_loss(self, loss: LossConfig) -> None:
+        """Every loss setting applies (own-prediction inputs included)."""
 
     @property
     def level_channels(self) -> tuple[int, ...]:

@@ -1,8 +1,9 @@
-"""The data, train and eval sections, the loss settings, and the experiment that holds them.
+"""The data, train and eval sections, and the experiment that holds them with the model and
+loss sections.
 
-Every option is defined once, here or in :mod:`hvrnn.config.models`, as a dataclass field with a
-default. Values derived from others (sequence length, the loss settings, the model's image
-geometry) are computed, never read from a file.
+Every option is defined once, here, in :mod:`hvrnn.config.loss` or in
+:mod:`hvrnn.config.models`, as a dataclass field with a default. Values derived from others
+(sequence length, the model's image geometry) are computed, never read from a file.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hvrnn.config.checks import ConfigError, check, check_device, check_numbers
+from hvrnn.config.loss import LossConfig
 from hvrnn.config.models import Geometry, HVRNNConfig, ModelConfig
 
 
@@ -68,22 +70,6 @@ class TrainConfig:
     # at step end, and stays there; start == end drops it at once. (0, 0) = no decay.
     lr_decay_steps: tuple[int, int] = (0, 0)
     lr_final: float = 0.0
-    kl_beta: float = 1.0  # weight of the KL in the loss (1 = the ELBO)
-    beta_warmup_steps: int = 0  # 0 = constant kl_beta
-    # Free bits (Kingma et al. 2016): in the loss only, each level's KL per predicted frame
-    # (batch mean, nats) counts as at least this much, so a level cannot collapse to the prior
-    # early. 0 = the plain ELBO (the paper). Reported KL and negative ELBO are never clamped.
-    free_bits: float = 0.0
-    # Own-prediction inputs (scheduled sampling, Bengio et al., NeurIPS 2015; hvrnn only): this
-    # fraction of each batch's clips has the prior and the decoder read the model's own
-    # free-running prediction, drawn from the prior without gradient, as x_1 .. x_{T-1}, the
-    # frames that sampling feeds back; the posterior reads the true frames. It rises linearly
-    # from 0 over rollout_warmup_steps. 0 = teacher forcing only (the paper).
-    rollout_inputs: float = 0.0
-    rollout_warmup_steps: int = 0
-    # What those clips read: "context" = one free-running sample from the context (as
-    # sampling); "truth" = each frame predicted one step ahead from the true frames before it.
-    rollout_from: str = "context"
     # Start from the model weights of this checkpoint file or run directory (optimisers
     # fresh), e.g. to fine-tune a trained model in another mode; "" = a fresh initialisation.
     init_from: str = ""
@@ -114,13 +100,6 @@ class TrainConfig:
         check(self.amp in ("auto", "bf16", "none"), "train.amp", self.amp, "auto, bf16 or none")
         check(self.checkpoint_every >= 1, "train.checkpoint_every", self.checkpoint_every, ">= 1")
         check(self.grad_clip >= 0, "train.grad_clip", self.grad_clip, ">= 0")
-        check(self.free_bits >= 0, "train.free_bits", self.free_bits, ">= 0")
-        check(0 <= self.rollout_inputs <= 1, "train.rollout_inputs", self.rollout_inputs,
-              "a fraction in [0, 1]")
-        check(self.rollout_from in ("context", "truth"), "train.rollout_from", self.rollout_from,
-              "context or truth")
-        check(self.rollout_warmup_steps >= 0, "train.rollout_warmup_steps",
-              self.rollout_warmup_steps, ">= 0")
         check(self.val_n_samples >= 1, "train.val_n_samples", self.val_n_samples, ">= 1")
         check_device("train.device", self.device)
 
@@ -151,25 +130,6 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
-class LossConfig:
-    """What training minimises and evaluation reports, in one object (docs/design.md section 2).
-
-    Built by :attr:`ExperimentConfig.loss` from ``model.likelihood``, ``model.kl_estimator``,
-    ``train.kl_beta``, ``train.beta_warmup_steps``, ``train.free_bits``,
-    ``train.rollout_inputs``, ``train.rollout_warmup_steps`` and ``train.rollout_from``.
-    """
-
-    likelihood: str = "bce"
-    kl_estimator: str = "analytic"
-    kl_beta: float = 1.0
-    kl_warmup_steps: int = 0
-    free_bits: float = 0.0
-    rollout_inputs: float = 0.0
-    rollout_warmup_steps: int = 0
-    rollout_from: str = "context"
-
-
-@dataclass(frozen=True)
 class ExperimentConfig:
     """A whole experiment. Construction hands the data section's image geometry to the model
     section (also after ``dataclasses.replace``), so the two can never disagree."""
@@ -177,6 +137,7 @@ class ExperimentConfig:
     name: str = "experiment"
     model: ModelConfig = field(default_factory=HVRNNConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
@@ -185,25 +146,14 @@ class ExperimentConfig:
             object.__setattr__(self, "model",
                                dataclasses.replace(self.model, geometry=self.data.geometry))
 
-    @property
-    def loss(self) -> LossConfig:
-        return LossConfig(likelihood=self.model.likelihood,
-                          kl_estimator=self.model.kl_estimator, kl_beta=self.train.kl_beta,
-                          kl_warmup_steps=self.train.beta_warmup_steps,
-                          free_bits=self.train.free_bits,
-                          rollout_inputs=self.train.rollout_inputs,
-                          rollout_warmup_steps=self.train.rollout_warmup_steps,
-                          rollout_from=self.train.rollout_from)
-
     def validate(self) -> None:
-        for name in ("data", "model", "train", "eval"):  # finite and in range, every kind
+        for name in ("data", "model", "loss", "train", "eval"):  # finite and in range
             check_numbers(getattr(self, name), name)
         self.data.validate()
         self.model.validate()
         self.model.check_clip_length(self.data.n_pred)
-        check(self.train.rollout_inputs == 0 or self.model.kind == "hvrnn",
-              "train.rollout_inputs", self.train.rollout_inputs,
-              f"0 for model.kind {self.model.kind!r} (own-prediction inputs are hvrnn's)")
+        self.loss.validate()
+        self.model.check_loss(self.loss)
         self.train.validate()
         self.eval.validate()
 

@@ -158,7 +158,7 @@ class HierarchicalVRNN(VideoModel):
             eps: optional standard-normal noise of the posterior samples, one
                 (B, T, C_l, r_l, r_l) tensor per level.
             history: optional (B, T - 1, C, H, W) frames that the prior and the decoder read
-                as x_1 .. x_{T-1} in place of the true ones (``train.rollout_inputs``); the
+                as x_1 .. x_{T-1} in place of the true ones (``loss.rollout_inputs``); the
                 posterior always reads the true frames.
 
         Returns:
@@ -205,12 +205,12 @@ class HierarchicalVRNN(VideoModel):
     def training_terms(self, video: Tensor, loss: LossConfig, *, beta: float,
                        eps: list[Tensor] | None = None, step: int = 0,
                        forward: Callable[..., VRNNOutput] | None = None) -> dict[str, Tensor]:
-        """The ELBO terms of :meth:`VideoModel.training_terms`. With ``train.rollout_inputs``
+        """The ELBO terms of :meth:`VideoModel.training_terms`. With ``loss.rollout_inputs``
         (while gradients are on), the first :func:`~hvrnn.objective.rollout_clips` clips of
         the batch have the prior and the decoder read the model's own prediction as
         x_1 .. x_{T-1}, drawn from the prior without gradient, as pixel means (what sampling
         feeds back), seeded by ``step``: a free-running sample from the context
-        (``train.rollout_from: context``) or each frame predicted one step ahead from the true
+        (``loss.rollout_from: context``) or each frame predicted one step ahead from the true
         past (``truth``)."""
         k, n = self.n_ctx, 0
         if torch.is_grad_enabled() and video.shape[1] > k + 1:
