@@ -21,6 +21,17 @@ def test_analytic_kl_matches_torch_distributions():
     torch.testing.assert_close(q.log_prob(q.mean), q.to_torch().log_prob(q.mean))
 
 
+def test_draw_is_the_mean_or_a_tempered_sample():
+    g = torch.Generator().manual_seed(2)
+    d = DiagonalGaussian(torch.randn(4, 3, generator=g), torch.rand(4, 3, generator=g) + .1)
+    eps = torch.randn(4, 3, generator=g)
+    assert torch.equal(d.draw(eps, 0.5, use_mean=True), d.mean)
+    torch.testing.assert_close(d.draw(eps, 0.25), d.mean + 0.5 * d.std * eps)
+    drawn = d.draw(generator=torch.Generator().manual_seed(7))
+    ref = d.mean + d.std * torch.randn(4, 3, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(drawn, ref)
+
+
 def test_mc_kl_estimator_is_unbiased():
     q = DiagonalGaussian(torch.tensor([[0.3, -1.0]]), torch.tensor([[0.5, 2.0]]))
     p = DiagonalGaussian(torch.tensor([[0.0, 0.5]]), torch.tensor([[1.0, 1.5]]))

@@ -18,6 +18,7 @@ import hvrnn
 from hvrnn import pretrained
 from hvrnn.cli import main
 from hvrnn.errors import CheckpointError
+from hvrnn.io.frames import to_float
 from hvrnn.metrics import ssim
 
 FIXTURE = Path(__file__).parent / "fixtures" / "smmnist32_test8.npz"  # 8 real test clips
@@ -112,3 +113,27 @@ def test_a_data_root_of_the_training_machine_is_not_shipped():
         "data/bair"
     assert pretrained.portable_config({"data": {"root": "data/kth"}})["data"]["root"] == \
         "data/kth"
+
+
+REFERENCE = Path(__file__).parent / "fixtures" / "pretrained_reference.npz"
+
+
+@pytest.mark.parametrize("name", ["smmnist32", "smmnist32_nohier"])
+def test_shipped_models_give_their_recorded_numbers(name):
+    """Samples (seeded) and the teacher-forced negative ELBO of two fixture clips, recorded
+    with an earlier version of the code: a change of the model code that changes what a
+    shipped model computes fails here. (Equal bit for bit on the machine that recorded them;
+    the tolerance is for other CPUs' float rounding.)"""
+    ref = np.load(REFERENCE)
+    clips = to_float(torch.from_numpy(np.load(FIXTURE)["clips"][:2])).float()
+    model, cfg = hvrnn.load_pretrained(name)
+    k = cfg.data.n_ctx
+    with torch.no_grad():
+        samples = hvrnn.sample(model, clips[:, :k], horizon=4, n_samples=2,
+                               generator=torch.Generator().manual_seed(0))
+        eps = [torch.zeros(2, clips.shape[1] - k, *shape) for shape in model.latent_shapes]
+        terms = model.training_terms(clips, cfg.loss, beta=1.0, eps=eps)
+    torch.testing.assert_close(samples, torch.from_numpy(ref[f"{name}/samples"]),
+                               rtol=0, atol=1e-4)
+    torch.testing.assert_close(terms["nelbo"], torch.from_numpy(ref[f"{name}/nelbo"]),
+                               rtol=1e-5, atol=0)

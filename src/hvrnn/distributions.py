@@ -51,6 +51,13 @@ class DiagonalGaussian:
             return self.mean + self.std * eps
         return self.mean + (self.var * temperature).sqrt() * eps
 
+    def draw(self, eps: Tensor | None = None, temperature: float = 1.0,
+             generator: torch.Generator | None = None, use_mean: bool = False) -> Tensor:
+        """The mean when ``use_mean``, else :meth:`rsample` (arguments as there)."""
+        if use_mean:
+            return self.mean
+        return self.rsample(eps, temperature, generator=generator)
+
     def log_prob(self, z: Tensor) -> Tensor:
         """Element-wise log density at ``z``."""
         return -0.5 * (math.log(2 * math.pi) + self.log_var + (z - self.mean) ** 2 / self.var)

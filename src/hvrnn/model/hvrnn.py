@@ -44,7 +44,8 @@ Two execution paths share the weights:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from einops import rearrange
@@ -103,6 +104,26 @@ class VRNNState(RecurrentState):
     prior: list[LSTMState]
 
 
+@dataclass
+class LevelPass:
+    """The latent levels of one pass, coarsest first: per level the prior and (when the
+    posterior ran) the posterior, the latent drawn, and the nets' new recurrent states."""
+
+    prior: list[DiagonalGaussian] = field(default_factory=list)
+    posterior: list[DiagonalGaussian] = field(default_factory=list)
+    z: list[Tensor] = field(default_factory=list)
+    prior_states: list[LSTMState] = field(default_factory=list)
+    posterior_states: list[LSTMState] = field(default_factory=list)
+
+
+# How a level's latent is drawn: (level, prior, posterior or None) -> z.
+Draw = Callable[[int, DiagonalGaussian, DiagonalGaussian | None], Tensor]
+
+
+def _call(fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
+
+
 @register_model("hvrnn")
 class HierarchicalVRNN(VideoModel):
     """The hierarchical conditional VRNN; a single 1x1 level gives "Ours w/o Hier"."""
@@ -141,11 +162,51 @@ class HierarchicalVRNN(VideoModel):
     # ------------------------------------------------------------------------------------
     # Teacher-forced pass (training)
     # ------------------------------------------------------------------------------------
-    def _level(self, net: LatentNet, feats: Tensor, state: LSTMState, z_upper: list[Tensor]
-               ) -> tuple[DiagonalGaussian, LSTMState]:
-        """One latent net over the sequence: feats (B, T, C_r, r, r) of the frames it reads,
-        z_upper the upper levels' (B, T, C_j, r_j, r_j) samples it is densely connected to."""
-        return net(feats, state, dense_input(z_upper, net.resolution))
+    def _level(self, net: LatentNet, feats: Tensor, state: LSTMState, z_upper: list[Tensor],
+               over_time: bool) -> tuple[DiagonalGaussian, LSTMState]:
+        """One latent net: over the sequence, feats (B, T, C_r, r, r) of the frames it reads
+        and z_upper the upper levels' (B, T, C_j, r_j, r_j) samples it is densely connected
+        to; or one step, the same without T."""
+        upper = dense_input(z_upper, net.resolution)
+        return net(feats, state, upper) if over_time else net.step(feats, state, upper)
+
+    def latent_levels(self, prev: Features, cur: Features | None, draw: Draw, *,
+                      over_time: bool, ctx: Features | None = None,
+                      prior_states: list[LSTMState] | None = None,
+                      posterior_states: list[LSTMState] | None = None,
+                      run: Callable[..., Any] = _call) -> LevelPass:
+        """The latent hierarchy of one pass, coarsest level first (supplementary Eqs. 7, 8):
+        level l's prior reads E(x_{t-1}) and, with ``prior_dense``, z_t^<l; its posterior,
+        when ``cur`` = E(x_t) is given, reads E(x_t) and z_t^<l; ``draw`` picks z_t^l from
+        them. Training (:meth:`forward`, over the sequence), one-step predictions and the step
+        API (:meth:`advance`, one step) all run this loop.
+
+        Args:
+            prev, cur: {r: features}, (B, T, C_r, r, r) when ``over_time`` else (B, C_r, r, r).
+            ctx: {r: (B, K, C_r, r, r)} context features that each net starts from, or None
+                to continue from ``prior_states`` and ``posterior_states``, the ConvLSTM
+                state of each level's net.
+            run: calls ``self._level`` (activation checkpointing wraps it).
+        """
+        out = LevelPass()
+        for level in range(len(self.latent_resolutions)):
+            r = self.latent_resolutions[level]
+            upper = list(out.z)  # z^<l, a copy: a recomputation must see the list as it is now
+            q = None
+            if cur is not None:  # q(z_t^l | z_t^<l, x_<=t, c)
+                net = self.posterior[level]
+                start = net.init_state(ctx[r]) if ctx is not None else posterior_states[level]
+                q, q_state = run(self._level, net, cur[r], start, upper, over_time)
+                out.posterior.append(q)
+                out.posterior_states.append(q_state)
+            net = self.prior[level]
+            start = net.init_state(ctx[r]) if ctx is not None else prior_states[level]
+            p, p_state = run(self._level, net, prev[r], start,
+                             upper if self.cfg.prior_dense else [], over_time)
+            out.prior.append(p)  # p(z_t^l | [z_t^<l], x_<t, c)
+            out.prior_states.append(p_state)
+            out.z.append(draw(level, p, q))  # z_t^l: (B, [T,] C_l, r, r)
+        return out
 
     def forward(self, video: Tensor, eps: list[Tensor] | None = None,
                 history: Tensor | None = None) -> VRNNOutput:
@@ -186,21 +247,14 @@ class HierarchicalVRNN(VideoModel):
             prev = {r: torch.cat([f[:, k - 1:k], read[r]], 1) for r, f in feats.items()}
         cur = {r: f[:, k:] for r, f in feats.items()}  # x_1 .. x_T
 
-        priors, posteriors, zs = [], [], []
-        for level, r in enumerate(self.latent_resolutions):
-            q_net, p_net = self.posterior[level], self.prior[level]
-            upper = list(zs)  # z^<l, a copy: a recomputation must see the list as it is now
-            # q(z_t^l | z_t^<l, x_<=t, c), p(z_t^l | [z_t^<l], x_<t, c): (B, T, C_l, r, r)
-            q, _ = run(self._level, q_net, cur[r], q_net.init_state(ctx[r]), upper)
-            p, _ = run(self._level, p_net, prev[r], p_net.init_state(ctx[r]),
-                       upper if self.cfg.prior_dense else [])
-            priors.append(p)
-            posteriors.append(q)
-            zs.append(q.rsample(None if eps is None else eps[level].float()))  # (B, T, C_l, r, r)
+        def posterior_sample(level: int, p: DiagonalGaussian, q: DiagonalGaussian) -> Tensor:
+            return q.rsample(None if eps is None else eps[level].float())  # (B, T, C_l, r, r)
 
+        levels = self.latent_levels(prev, cur, posterior_sample, over_time=True, ctx=ctx, run=run)
+        zs = levels.z
         logits, _ = self.decoder(prev, dict(zip(self.latent_resolutions, zs, strict=True)),
                                  self.decoder.init_state(ctx))  # (B, T, C, H, W)
-        return VRNNOutput(logits=logits, prior=priors, posterior=posteriors, z=zs)
+        return VRNNOutput(logits=logits, prior=levels.prior, posterior=levels.posterior, z=zs)
 
     def training_terms(self, video: Tensor, loss: LossConfig, *, beta: float,
                        eps: list[Tensor] | None = None, step: int = 0,
@@ -249,12 +303,8 @@ class HierarchicalVRNN(VideoModel):
         feats = self.encode(video)
         ctx = {r: f[:, :k] for r, f in feats.items()}
         prev = {r: f[:, k - 1:-1] for r, f in feats.items()}
-        zs: list[Tensor] = []
-        for level, r in enumerate(self.latent_resolutions):
-            net = self.prior[level]
-            upper = dense_input(zs, r) if self.cfg.prior_dense else None
-            p, _ = net(prev[r], net.init_state(ctx[r]), upper)
-            zs.append(p.rsample(generator=generator))
+        zs = self.latent_levels(prev, None, lambda level, p, q: p.rsample(generator=generator),
+                                over_time=True, ctx=ctx).z
         logits, _ = self.decoder(prev, dict(zip(self.latent_resolutions, zs, strict=True)),
                                  self.decoder.init_state(ctx))
         return VRNNOutput(logits=logits).mean
@@ -279,30 +329,23 @@ class HierarchicalVRNN(VideoModel):
                 temperature: float, use_mean: bool) -> tuple[VRNNState, StepOutput]:
         """One step (docs/design.md section 3.6). feats_prev: E(x_{t-1}), feats_next: E(x_t)
         or None, each {r: (B, C_r, r, r)}. Latents come from q when feats_next is given."""
-        priors, posteriors, zs, p_states, q_states = [], [], [], [], []
-        for level, r in enumerate(self.latent_resolutions):
-            upper = dense_input(zs, r)  # z_t^<l: (B, sum_j C_j, r, r) or None
-            p, p_state = self.prior[level].step(feats_prev[r], state.prior[level],
-                                                upper if self.cfg.prior_dense else None)
-            priors.append(p)  # p(z_t^l | ...): (B, C_l, r, r)
-            p_states.append(p_state)
+        def pick(level: int, p: DiagonalGaussian, q: DiagonalGaussian | None) -> Tensor:
             noise = None if eps is None else eps[level].float()
-            if feats_next is not None:
-                q, q_state = self.posterior[level].step(feats_next[r], state.posterior[level],
-                                                        upper)
-                posteriors.append(q)  # q(z_t^l | ...): (B, C_l, r, r)
-                q_states.append(q_state)
-                z = q.mean if use_mean else q.rsample(noise, generator=generator)
-            else:
-                z = p.mean if use_mean else p.rsample(noise, temperature, generator=generator)
-            zs.append(z)  # z_t^l: (B, C_l, r, r)
+            if q is not None:  # teacher forced: from the posterior
+                return q.draw(noise, generator=generator, use_mean=use_mean)
+            return p.draw(noise, temperature, generator, use_mean)
 
+        levels = self.latent_levels(feats_prev, feats_next, pick, over_time=False,
+                                    prior_states=state.prior, posterior_states=state.posterior)
+        zs = levels.z
         logits, d_states = self.decoder.step(  # logits of x_t: (B, C, H, W)
             feats_prev, dict(zip(self.latent_resolutions, zs, strict=True)), state.decoder)
-        new_state = VRNNState(feats_prev=feats_next,
-                              posterior=q_states if feats_next is not None else state.posterior,
-                              decoder=d_states, prior=p_states)
-        return new_state, StepOutput(logits=logits, prior=priors, posterior=posteriors, z=zs)
+        teacher_forced = feats_next is not None
+        new_state = VRNNState(feats_prev=feats_next, decoder=d_states, prior=levels.prior_states,
+                              posterior=levels.posterior_states if teacher_forced
+                              else state.posterior)
+        return new_state, StepOutput(logits=logits, prior=levels.prior,
+                                     posterior=levels.posterior, z=zs)
 
     # ------------------------------------------------------------------------------------
     # Introspection
@@ -329,4 +372,4 @@ class HierarchicalVRNN(VideoModel):
         return sum(m.inert_weights for m in self.modules() if isinstance(m, ConvOn1x1))
 
 
-__all__ = ["HierarchicalVRNN", "VRNNState", "dense_input", "upsample_nearest"]
+__all__ = ["HierarchicalVRNN", "LevelPass", "VRNNState", "dense_input", "upsample_nearest"]

@@ -236,9 +236,9 @@ class SAVP(VideoModel):
             q, post_state = self.pair_posterior(feats_prev, feats_next, post_state or None)
             post_state = () if post_state is None else post_state
             posteriors.append(q)
-            z = q.mean if use_mean else q.rsample(noise, generator=generator)
+            z = q.draw(noise, generator=generator, use_mean=use_mean)
         else:
-            z = p.mean if use_mean else p.rsample(noise, temperature, generator=generator)
+            z = p.draw(noise, temperature, generator, use_mean)
         frame, conv, rnn_z = self.generator(feats_prev, state.first,
                                             z.flatten(1).to(feats_prev.dtype), state.conv,
                                             state.rnn_z)

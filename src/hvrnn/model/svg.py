@@ -241,9 +241,9 @@ class SVGLP(VideoModel):
         if feats_next is not None:
             q, q_state = self.posterior(feats_next, state.posterior)  # q(z_t | x_<=t)
             posteriors.append(q)
-            z = q.mean if use_mean else q.rsample(noise, generator=generator)
+            z = q.draw(noise, generator=generator, use_mean=use_mean)
         else:
-            z = p.mean if use_mean else p.rsample(noise, temperature, generator=generator)
+            z = p.draw(noise, temperature, generator, use_mean)
         g, pred_state = self.predictor(torch.cat([feats_prev, z.flatten(1).to(feats_prev.dtype)],
                                                  1), state.predictor)  # g_t: (B, g_dim)
         logits = self.decoder(g, state.skips)  # (B, C, H, W)
