@@ -28,13 +28,9 @@ def prior_pass(model: HierarchicalVRNN, video: Tensor, eps: list[Tensor] | None 
     ctx = {r: f[:, :k] for r, f in feats.items()}
     prev = {r: f[:, k - 1:-1] for r, f in feats.items()}
     cur = {r: f[:, k:] for r, f in feats.items()}
-    zs: list[Tensor] = []
-    for level, r in enumerate(model.latent_resolutions):
-        q_net, p_net = model.posterior[level], model.prior[level]
-        model._level(q_net, cur[r], q_net.init_state(ctx[r]), list(zs))
-        p, _ = model._level(p_net, prev[r], p_net.init_state(ctx[r]),
-                            list(zs) if model.cfg.prior_dense else [])
-        zs.append(p.rsample(None if eps is None else eps[level].float()))
+    zs = model.latent_levels(  # the posterior runs, unused, as in the official pass
+        prev, cur, lambda level, p, q: p.rsample(None if eps is None else eps[level].float()),
+        over_time=True, ctx=ctx).z
     logits, _ = model.decoder(prev, dict(zip(model.latent_resolutions, zs, strict=True)),
                               model.decoder.init_state(ctx))
     return torch.sigmoid(logits)

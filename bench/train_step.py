@@ -61,7 +61,7 @@ def main() -> None:
             return net(*a, **k)
 
     def step():
-        terms = model.training_terms(x, cfg.loss, beta=1.0, forward=forward)
+        terms = model.training_terms(x, cfg.loss, forward=forward)
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
         opt.step()

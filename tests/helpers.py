@@ -8,7 +8,7 @@ import torch
 
 import hvrnn
 from hvrnn.config import ExperimentConfig
-from hvrnn.model import latent_noise
+from hvrnn.model import StepContext, latent_noise
 
 # The tiny preset of every registered model kind, with the overrides its contract tests use
 # (tests/test_model_contract.py fails when a kind is missing here).
@@ -77,7 +77,7 @@ def overfit(model, cfg: ExperimentConfig, x: torch.Tensor, steps: int, lr: float
     opts = {name: torch.optim.Adam(params, lr=lr) for name, params in groups.items()}
     first = last = None
     for i in range(steps):
-        terms = model.training_terms(x, cfg.loss, beta=1.0, step=i)
+        terms = model.training_terms(x, cfg.loss, StepContext(step=i))
         for opt in opts.values():
             opt.zero_grad()
         for j, name in enumerate(groups):

@@ -17,6 +17,7 @@ from helpers import (
 )
 
 import hvrnn
+from hvrnn.model import StepContext
 from hvrnn.model.convert import to_center_taps
 from hvrnn.objective import elbo_terms
 
@@ -121,8 +122,8 @@ def test_activation_checkpointing_gives_the_same_gradients(mode):
     for flag in ("none", mode):
         cfg = tiny("tiny", f"model.activation_checkpointing={flag}")
         model = seeded_model(cfg)
-        terms = model.training_terms(x, cfg.loss, beta=1.0,
-                                     eps=noise(model, 2, 3, seed=0))
+        terms = model.training_terms(x, cfg.loss,
+                                     StepContext(noise=noise(model, 2, 3, seed=0)))
         terms["loss"].backward()
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)

@@ -60,7 +60,7 @@ def test_prediction_error_in_closed_form():
     x = video_batch(cfg, t=4)
     with torch.no_grad():
         out = model(x)
-        terms = model.training_terms(x, cfg.loss, beta=1.0)
+        terms = model.training_terms(x, cfg.loss)
     expected = 0.5 * (out.all_frames[:, 1:] - x[:, 1:]).abs().mean()
     torch.testing.assert_close(terms["prediction_error"], expected, rtol=1e-5, atol=1e-7)
     assert terms["loss"] is terms["prediction_error"]
@@ -69,7 +69,7 @@ def test_prediction_error_in_closed_form():
     m1 = seeded_model(w)
     with torch.no_grad():
         o1 = m1(x)
-        t1 = m1.training_terms(x, w.loss, beta=1.0)
+        t1 = m1.training_terms(x, w.loss)
     torch.testing.assert_close(t1["prediction_error"], o1.errors[:, 1:, 1].mean(), rtol=1e-5,
                                atol=1e-7)
 
@@ -83,7 +83,7 @@ def test_extrapolation_reads_its_own_predictions():
     with torch.no_grad():
         out = model(x, extrapolate=True)
         rolled = hvrnn.sample(model, x[:, :k], horizon=4, n_samples=5)
-        terms = model.training_terms(x, cfg.loss, beta=1.0)
+        terms = model.training_terms(x, cfg.loss)
     assert rolled.shape[1] == 1  # deterministic: one sample whatever N is
     torch.testing.assert_close(rolled[:, 0], out.frames, rtol=0, atol=1e-6)
     assert out.errors[:, k:, 0].abs().max() == 0 and out.errors[:, :k, 0].min() > 0

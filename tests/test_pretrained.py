@@ -20,6 +20,7 @@ from hvrnn.cli import main
 from hvrnn.errors import CheckpointError
 from hvrnn.io.frames import to_float
 from hvrnn.metrics import ssim
+from hvrnn.model import StepContext
 
 FIXTURE = Path(__file__).parent / "fixtures" / "smmnist32_test8.npz"  # 8 real test clips
 SHIPPED = pretrained.available()
@@ -132,7 +133,7 @@ def test_shipped_models_give_their_recorded_numbers(name):
         samples = hvrnn.sample(model, clips[:, :k], horizon=4, n_samples=2,
                                generator=torch.Generator().manual_seed(0))
         eps = [torch.zeros(2, clips.shape[1] - k, *shape) for shape in model.latent_shapes]
-        terms = model.training_terms(clips, cfg.loss, beta=1.0, eps=eps)
+        terms = model.training_terms(clips, cfg.loss, StepContext(noise=eps))
     torch.testing.assert_close(samples, torch.from_numpy(ref[f"{name}/samples"]),
                                rtol=0, atol=1e-4)
     torch.testing.assert_close(terms["nelbo"], torch.from_numpy(ref[f"{name}/nelbo"]),

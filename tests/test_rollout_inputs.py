@@ -11,6 +11,7 @@ import torch
 from helpers import kind_config, noise, seeded_model, tiny, video_batch
 
 from hvrnn.config import ConfigError
+from hvrnn.model import StepContext
 from hvrnn.objective import rollout_clips
 from hvrnn.sampling import rollout
 
@@ -86,7 +87,7 @@ def test_training_reads_the_frames_that_sampling_feeds_back():
         return model(v, eps=eps, history=history)
 
     eps = noise(model, 3, 4)
-    terms = model.training_terms(video, loss, beta=1.0, eps=eps, step=step, forward=forward)
+    terms = model.training_terms(video, loss, StepContext(step=step, noise=eps), forward=forward)
     n = rollout_clips(3, step, 0.7)
     assert n == 2 and seen[0].shape == (3, 3, *video.shape[2:])
     own = rollout(model, video[:n, :k], 3, 1, generator=torch.Generator().manual_seed(step))
@@ -94,7 +95,7 @@ def test_training_reads_the_frames_that_sampling_feeds_back():
     torch.testing.assert_close(seen[0][n:], video[n:, k:-1], rtol=0, atol=0)
     assert torch.isfinite(terms["loss"])
     with torch.no_grad():  # validation and evaluation: the teacher-forced ELBO
-        model.training_terms(video, loss, beta=1.0, eps=eps, step=step, forward=forward)
+        model.training_terms(video, loss, StepContext(step=step, noise=eps), forward=forward)
     assert seen[1] is None
 
 

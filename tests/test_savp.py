@@ -17,6 +17,7 @@ import hvrnn
 from hvrnn import checkpoint as ck
 from hvrnn.cli import main
 from hvrnn.config import ConfigError
+from hvrnn.model import StepContext
 from hvrnn.model.savp_nets import apply_cdna, gan_loss, normalise_kernels, symmetric_pad
 
 
@@ -104,7 +105,7 @@ def test_loss_terms_and_schedules():
     cfg = tiny("tiny_savp", "model.kl_anneal_steps=[10,20]", "model.schedule_sampling_k=5.0")
     model = seeded_model(cfg).train()
     x = video_batch(cfg, t=5)
-    terms = model.training_terms(x, cfg.loss, beta=1.0, step=15)
+    terms = model.training_terms(x, cfg.loss, StepContext(step=15))
     m = cfg.model
     expected = (m.l1_weight * terms["l1"] + 0.5 * m.kl_weight * terms["kl_step"]
                 + m.vae_gan_weight * terms["gan/vae"] + m.gan_weight * terms["gan/gan"])
@@ -124,7 +125,7 @@ def test_loss_terms_and_schedules():
     assert late[:, 0].all() and not late[:, 1:].any()
     # Evaluation: no scheduled sampling, no adversarial term.
     with torch.no_grad():
-        ev = model.eval().training_terms(x, cfg.loss, beta=1.0, step=15)
+        ev = model.eval().training_terms(x, cfg.loss, StepContext(step=15))
     assert "loss/discriminator" not in ev and not any(k.startswith("gan/") for k in ev)
 
 
@@ -139,7 +140,7 @@ def test_variants(variant, groups, components):
     model = seeded_model(cfg).train()
     assert list(model.parameter_groups()) == groups
     assert [k for k in hvrnn.count_parameters(model) if k != "total"] == components
-    terms = model.training_terms(video_batch(cfg, t=4), cfg.loss, beta=1.0)
+    terms = model.training_terms(video_batch(cfg, t=4), cfg.loss)
     assert ("kl" in terms) == (variant != "gan")
     assert ("loss/discriminator" in terms) == (variant != "vae")
     n_group = {name: sum(p.numel() for p in ps) for name, ps in model.parameter_groups().items()}

@@ -112,7 +112,7 @@ def _sampled_blocks(model: VideoModel, cfg: ExperimentConfig, p: Protocol, gt: A
             # Teacher-forced terms; the posterior noise comes from a seeded global RNG.
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                 torch.manual_seed(p.seed + a)
-                terms = model.training_terms(video, cfg.loss, beta=1.0)
+                terms = model.training_terms(video, cfg.loss)
         for k, v in terms.items():
             elbo_sums[k] = elbo_sums.get(k, 0.0) + float(v) * (b - a)
         if samples.shape[1] != p.n_samples:

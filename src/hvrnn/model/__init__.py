@@ -13,16 +13,19 @@ from hvrnn.model import savp as _savp  # noqa: F401  (registers "savp")
 from hvrnn.model import svg as _svg  # noqa: F401  (registers "svg_lp")
 from hvrnn.model.base import (
     RecurrentState,
+    StepContext,
     StepOutput,
     VideoModel,
     VRNNOutput,
     count,
+    elbo_objective,
     latent_noise,
 )
 from hvrnn.model.registry import MODEL_REGISTRY, register_model
 
-__all__ = ["MODEL_REGISTRY", "RecurrentState", "StepOutput", "VRNNOutput", "VideoModel",
-           "build_model", "count_parameters", "latent_noise", "register_model"]
+__all__ = ["MODEL_REGISTRY", "RecurrentState", "StepContext", "StepOutput", "VRNNOutput",
+           "VideoModel", "build_model", "count_parameters", "elbo_objective", "latent_noise",
+           "register_model"]
 
 
 def build_model(cfg: ModelConfig, data: DataConfig | None = None) -> VideoModel:

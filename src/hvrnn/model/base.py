@@ -42,6 +42,26 @@ class StepOutput(VRNNOutput):
     i.e. logits or frames (B, C, H, W) and per-level parameters (B, C_l, H_l, W_l)."""
 
 
+@dataclass(frozen=True)
+class StepContext:
+    """What the trainer tells a kind's objective about one optimisation step (a kind reads
+    what its objective uses; the default scores a clip: step 0, KL weight 1, noise drawn).
+
+    Attributes:
+        step: optimisation steps done so far (schedules, seeds).
+        kl_weight: the KL weight beta at this step (``loss.kl_beta`` after its warm-up).
+        noise: standard-normal posterior noise per latent level, (B, T, C_l, H_l, W_l), or
+            None to draw it.
+        autocast: whether the trainer's forward runs under bf16 autocast; work the objective
+            does outside that forward (a rollout without gradient) follows it.
+    """
+
+    step: int = 0
+    kl_weight: float = 1.0
+    noise: list[Tensor] | None = None
+    autocast: bool = False
+
+
 S = TypeVar("S", bound="RecurrentState")
 
 
@@ -196,28 +216,23 @@ class VideoModel(nn.Module, ABC):
         return n_samples if self.stochastic else 1
 
     # ---- training ----------------------------------------------------------------------------
-    def training_terms(self, video: Tensor, loss: LossConfig, *, beta: float,
-                       eps: list[Tensor] | None = None, step: int = 0,
-                       forward: Callable[..., VRNNOutput] | None = None) -> dict[str, Tensor]:
-        """Named scalar terms of one training batch; the trainer minimises ``loss`` with the
-        optimiser of the ``"model"`` parameter group and ``loss/<group>`` with any other
-        (:meth:`parameter_groups`). A group whose loss is absent is not updated at this step.
+    @abstractmethod
+    def training_terms(self, video: Tensor, loss: LossConfig, ctx: StepContext | None = None,
+                       *, forward: Callable[..., Any] | None = None) -> dict[str, Tensor]:
+        """The kind's objective: named scalar terms of one batch. The trainer minimises
+        ``loss`` with the optimiser of the ``"model"`` parameter group and ``loss/<group>``
+        with any other (:meth:`parameter_groups`); a group whose loss is absent is not updated
+        at this step. Evaluation reports them with the default ``ctx``.
 
-        The default, for latent-variable models: the teacher-forced pass and the terms of
-        :func:`hvrnn.objective.elbo_terms`. A kind with another objective overrides it.
+        A latent-variable kind returns :func:`elbo_objective`'s terms.
 
         Args:
             video: (B, K + T, C, H, W) in [0, 1].
-            loss: likelihood, KL estimator and free bits (``cfg.loss``).
-            beta: the KL weight at this step. step: optimisation steps done so far.
-            eps: posterior noise per level, (B, T, C_l, H_l, W_l), or None to draw it.
+            loss: the ``loss`` section (a kind with its own objective may ignore it).
+            ctx: the step (:class:`StepContext`); None: ``StepContext()``.
             forward: runs this model's ``forward`` (the trainer passes one that goes through
                 DDP, ``torch.compile`` and autocast); default ``self``.
         """
-        out = (forward or self)(video, eps=eps)
-        # Heads, variances and the KL are float32 inside the model and objective.
-        return elbo_terms(out, video[:, self.n_ctx:], loss.likelihood, loss.kl_estimator, beta,
-                          loss.free_bits)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Trainable parameters per optimiser, by name. One group, ``"model"``, by default; a
@@ -232,6 +247,19 @@ class VideoModel(nn.Module, ABC):
     def inert_parameters(self) -> int:
         """Parameters that can never receive a gradient (3x3 taps that only see 1x1 maps)."""
         return 0
+
+
+def elbo_objective(model: VideoModel, video: Tensor, loss: LossConfig,
+                   ctx: StepContext | None = None, forward: Callable[..., Any] | None = None,
+                   **inputs: Any) -> dict[str, Tensor]:
+    """The objective of a latent-variable kind: the teacher-forced pass (``forward`` or the
+    model, with the posterior noise ``ctx.noise`` and ``inputs``) and the terms of
+    :func:`hvrnn.objective.elbo_terms` with the KL weight ``ctx.kl_weight``."""
+    ctx = ctx or StepContext()
+    out = (forward or model)(video, eps=ctx.noise, **inputs)
+    # Heads, variances and the KL are float32 inside the model and objective.
+    return elbo_terms(out, video[:, model.n_ctx:], loss.likelihood, loss.kl_estimator,
+                      ctx.kl_weight, loss.free_bits)
 
 
 def count(parameters: Iterable[nn.Parameter]) -> int:

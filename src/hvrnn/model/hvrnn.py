@@ -55,12 +55,20 @@ from torch.utils.checkpoint import checkpoint
 from hvrnn.config import HVRNNConfig, LossConfig
 from hvrnn.distributions import DiagonalGaussian
 from hvrnn.layers import ConvOn1x1, LSTMState
-from hvrnn.model.base import RecurrentState, StepOutput, VideoModel, VRNNOutput, count
+from hvrnn.model.base import (
+    RecurrentState,
+    StepContext,
+    StepOutput,
+    VideoModel,
+    VRNNOutput,
+    count,
+    elbo_objective,
+)
 from hvrnn.model.decoder import ConvLSTMDecoder
 from hvrnn.model.encoder import Features, FrameEncoder
 from hvrnn.model.latent import LatentNet
 from hvrnn.model.registry import register_model
-from hvrnn.objective import elbo_terms, rollout_clips
+from hvrnn.objective import rollout_clips
 
 
 def upsample_nearest(z: Tensor, size: int) -> Tensor:
@@ -256,34 +264,30 @@ class HierarchicalVRNN(VideoModel):
                                  self.decoder.init_state(ctx))  # (B, T, C, H, W)
         return VRNNOutput(logits=logits, prior=levels.prior, posterior=levels.posterior, z=zs)
 
-    def training_terms(self, video: Tensor, loss: LossConfig, *, beta: float,
-                       eps: list[Tensor] | None = None, step: int = 0,
-                       forward: Callable[..., VRNNOutput] | None = None) -> dict[str, Tensor]:
-        """The ELBO terms of :meth:`VideoModel.training_terms`. With ``loss.rollout_inputs``
+    def training_terms(self, video: Tensor, loss: LossConfig, ctx: StepContext | None = None,
+                       *, forward: Callable[..., Any] | None = None) -> dict[str, Tensor]:
+        """The ELBO terms (:func:`~hvrnn.model.base.elbo_objective`). With ``loss.rollout_inputs``
         (while gradients are on), the first :func:`~hvrnn.objective.rollout_clips` clips of
         the batch have the prior and the decoder read the model's own prediction as
         x_1 .. x_{T-1}, drawn from the prior without gradient, as pixel means (what sampling
-        feeds back), seeded by ``step``: a free-running sample from the context
+        feeds back), seeded by ``ctx.step``: a free-running sample from the context
         (``loss.rollout_from: context``) or each frame predicted one step ahead from the true
         past (``truth``)."""
-        k, n = self.n_ctx, 0
+        ctx, k, n = ctx or StepContext(), self.n_ctx, 0
         if torch.is_grad_enabled() and video.shape[1] > k + 1:
-            n = rollout_clips(video.shape[0], step, loss.rollout_inputs,
+            n = rollout_clips(video.shape[0], ctx.step, loss.rollout_inputs,
                               loss.rollout_warmup_steps)
         if n == 0:
-            return super().training_terms(video, loss, beta=beta, eps=eps, step=step,
-                                          forward=forward)
-        generator = torch.Generator(device=video.device).manual_seed(step)
+            return elbo_objective(self, video, loss, ctx, forward)
+        generator = torch.Generator(device=video.device).manual_seed(ctx.step)
         with torch.no_grad(), torch.autocast(video.device.type, dtype=torch.bfloat16,
-                                             enabled=getattr(forward, "autocast", False)):
+                                             enabled=ctx.autocast):
             if loss.rollout_from == "truth":
                 own = self.one_step_predictions(video[:n, :-1], generator)
             else:
                 own = self.free_running(video[:n, :k], video.shape[1] - k - 1, generator)
         history = torch.cat([own.to(video.dtype), video[n:, k:-1]])  # (B, T - 1, C, H, W)
-        out = (forward or self)(video, eps=eps, history=history)
-        return elbo_terms(out, video[:, k:], loss.likelihood, loss.kl_estimator, beta,
-                          loss.free_bits)
+        return elbo_objective(self, video, loss, ctx, forward, history=history)
 
     def free_running(self, context: Tensor, horizon: int, generator: torch.Generator | None
                      ) -> Tensor:

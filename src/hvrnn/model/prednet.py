@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +35,14 @@ from torch import Tensor, nn
 
 from hvrnn.config import LossConfig
 from hvrnn.config.baselines import PredNetConfig
-from hvrnn.model.base import RecurrentState, StepOutput, VideoModel, VRNNOutput, count
+from hvrnn.model.base import (
+    RecurrentState,
+    StepContext,
+    StepOutput,
+    VideoModel,
+    VRNNOutput,
+    count,
+)
 from hvrnn.model.registry import register_model
 
 
@@ -203,9 +211,8 @@ class PredNet(VideoModel):
         return PredNetOutput(logits=None, frames=all_frames[:, k:], errors=torch.stack(errors, 1),
                              all_frames=all_frames)
 
-    def training_terms(self, video: Tensor, loss: LossConfig, *, beta: float,
-                       eps: list[Tensor] | None = None, step: int = 0,
-                       forward: Callable[..., VRNNOutput] | None = None) -> dict[str, Tensor]:
+    def training_terms(self, video: Tensor, loss: LossConfig, ctx: StepContext | None = None,
+                       *, forward: Callable[..., Any] | None = None) -> dict[str, Tensor]:
         """The original's losses on a clip (B, N, C, H, W).
 
         ``prediction_error`` (teacher-forced, Eq. 5): sum over frames t >= 1 with weight
@@ -213,7 +220,8 @@ class PredNet(VideoModel):
         ``model.extrap_finetune``, ``extrapolation_error``: the pass reads its own predictions
         from x_K on, and the term is 0.5 * the mean absolute error of the frames after the
         first (``kitti_extrap_finetune.py``; 0.5 matches the split positive / negative
-        errors). ``loss`` is the one of the two the config trains on. ``beta`` is unused.
+        errors). ``loss`` is the one of the two the config trains on. PredNet's objective is its
+        own (its weights are model settings): the ``loss`` section and ``ctx`` are unused.
         """
         extrap = self.cfg.extrap_finetune
         out = (forward or self)(video, extrapolate=extrap)

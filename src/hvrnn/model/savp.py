@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -52,6 +53,7 @@ from hvrnn.config.baselines import SAVPConfig
 from hvrnn.distributions import DiagonalGaussian
 from hvrnn.model.base import (
     RecurrentState,
+    StepContext,
     StepOutput,
     VideoModel,
     VRNNOutput,
@@ -312,19 +314,19 @@ class SAVP(VideoModel):
         mask[:, 0] = True
         return mask
 
-    def training_terms(self, video: Tensor, loss: LossConfig, *, beta: float,
-                       eps: list[Tensor] | None = None, step: int = 0,
-                       forward: Callable[..., VRNNOutput] | None = None) -> dict[str, Tensor]:
+    def training_terms(self, video: Tensor, loss: LossConfig, ctx: StepContext | None = None,
+                       *, forward: Callable[..., Any] | None = None) -> dict[str, Tensor]:
         """The SAVP losses of a batch (B, K + T, C, H, W).
 
-        ``loss`` (generator): ``l1_weight`` * ``l1`` + beta * KL weight * ``kl_step`` (KL per
-        step, annealed) + the adversarial terms ``gan/<d>``; ``loss/discriminator``: the
-        discriminators' losses (``discriminator/<d>``). Reported as well: ``nll`` (the L1
-        summed over a clip, a Laplace negative log-likelihood up to its constant), ``kl``
-        (summed over a clip) and ``nelbo`` = nll + kl. In evaluation mode there is no
-        scheduled sampling and no adversarial term. ``loss`` (the LossConfig) is unused.
+        ``loss`` (generator): ``l1_weight`` * ``l1`` + ``ctx.kl_weight`` * SAVP's KL weight at
+        ``ctx.step`` * ``kl_step`` (KL per step, annealed) + the adversarial terms
+        ``gan/<d>``; ``loss/discriminator``: the discriminators' losses
+        (``discriminator/<d>``). Reported as well: ``nll`` (the L1 summed over a clip, a
+        Laplace negative log-likelihood up to its constant), ``kl`` (summed over a clip) and
+        ``nelbo`` = nll + kl. In evaluation mode there is no scheduled sampling and no
+        adversarial term. The ``loss`` section is unused (SAVP's weights are model settings).
         """
-        return savp_terms(self, video, beta=beta, eps=eps, step=step, forward=forward or self)
+        return savp_terms(self, video, ctx or StepContext(), forward=forward or self)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """``model`` (generator and posterior) and, when the variant has discriminators,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from hvrnn.model.base import VRNNOutput, latent_noise
+from hvrnn.model.base import StepContext, VRNNOutput, latent_noise
 from hvrnn.model.savp_nets import gan_loss
 
 if TYPE_CHECKING:
@@ -52,10 +52,10 @@ def adversarial_terms(model: SAVP, video: Tensor, fakes: dict[str, Tensor]
     return terms
 
 
-def savp_terms(model: SAVP, video: Tensor, *, beta: float, eps: list[Tensor] | None,
-               step: int, forward: Callable[..., VRNNOutput]) -> dict[str, Tensor]:
+def savp_terms(model: SAVP, video: Tensor, ctx: StepContext,
+               forward: Callable[..., VRNNOutput]) -> dict[str, Tensor]:
     """See :meth:`hvrnn.model.savp.SAVP.training_terms`."""
-    cfg, k = model.cfg, model.n_ctx
+    cfg, k, eps, step = model.cfg, model.n_ctx, ctx.noise, ctx.step
     b, t = video.shape[0], video.shape[1] - k
     adversarial = model.training and bool(cfg.discriminators)
     feed = model.feed_mask(b, t, step, video.device) if model.training else None
@@ -74,7 +74,7 @@ def savp_terms(model: SAVP, video: Tensor, *, beta: float, eps: list[Tensor] | N
         terms["kl"], terms["kl_step"] = kl_clip.mean(), kl_clip.mean() / t
         kl = terms["kl_step"]
     terms["nelbo"] = terms["nll"] + terms.get("kl", 0.0)
-    generator = cfg.l1_weight * terms["l1"] + beta * model.kl_weight_at(step) * kl
+    generator = cfg.l1_weight * terms["l1"] + ctx.kl_weight * model.kl_weight_at(step) * kl
     if adversarial:
         fakes = {name: (post if name == "vae" else prior).frames for name in cfg.discriminators}
         adv = adversarial_terms(model, video, fakes)

@@ -32,15 +32,25 @@ Departures from the original, all deliberate:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from hvrnn.config import SVGLPConfig
+from hvrnn.config import LossConfig, SVGLPConfig
 from hvrnn.distributions import DiagonalGaussian
-from hvrnn.model.base import RecurrentState, StepOutput, VideoModel, VRNNOutput, count
+from hvrnn.model.base import (
+    RecurrentState,
+    StepContext,
+    StepOutput,
+    VideoModel,
+    VRNNOutput,
+    count,
+    elbo_objective,
+)
 from hvrnn.model.registry import register_model
 from hvrnn.model.svg_vgg import VGGDecoder, VGGEncoder
 
@@ -282,6 +292,11 @@ class SVGLP(VideoModel):
                           prior=[stack([o.prior[0] for o in outs])],
                           posterior=[stack([o.posterior[0] for o in outs])],
                           z=[torch.stack([o.z[0] for o in outs], 1)])
+
+    def training_terms(self, video: Tensor, loss: LossConfig, ctx: StepContext | None = None,
+                       *, forward: Callable[..., Any] | None = None) -> dict[str, Tensor]:
+        """The ELBO terms (:func:`~hvrnn.model.base.elbo_objective`)."""
+        return elbo_objective(self, video, loss, ctx, forward)
 
     # ------------------------------------------------------------------------------------
     def component_parameters(self) -> dict[str, int]:

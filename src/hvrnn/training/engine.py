@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from hvrnn import distributed
 from hvrnn.config import ExperimentConfig
 from hvrnn.distributed import DistInfo
-from hvrnn.model import latent_noise
+from hvrnn.model import StepContext, latent_noise
 from hvrnn.objective import kl_weight
 from hvrnn.training.schedules import learning_rate
 from hvrnn.training.state import TrainState
@@ -48,16 +48,21 @@ def loss_key(group: str) -> str:
     return "loss" if group == "model" else f"loss/{group}"
 
 
+def autocast_enabled(device: torch.device, amp: str) -> bool:
+    """Whether ``train.amp`` asks for bf16 autocast on ``device`` (``auto``: on CUDA only)."""
+    return amp == "bf16" or (amp == "auto" and device.type == "cuda")
+
+
 def autocast_forward(net: nn.Module, device: torch.device, amp: str) -> Callable[..., Any]:
-    """``net``'s forward under bf16 autocast when ``train.amp`` asks for it (``auto``: on CUDA
-    only). Only the forward pass is autocast; heads, variances and the KL stay float32."""
-    enabled = amp == "bf16" or (amp == "auto" and device.type == "cuda")
+    """``net``'s forward under bf16 autocast when ``train.amp`` asks for it
+    (:func:`autocast_enabled`). Only the forward pass is autocast; heads, variances and the KL
+    stay float32."""
+    enabled = autocast_enabled(device, amp)
 
     def forward(*args: Any, **kwargs: Any) -> Any:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled):
             return net(*args, **kwargs)
 
-    forward.autocast = enabled  # type: ignore[attr-defined]  # for work outside the forward
     return forward
 
 
@@ -123,8 +128,9 @@ def train_step(state: TrainState, forward: Callable[..., Any], video: Tensor,
     eps_all = latent_noise(state.model, tc.batch_size * dist.world_size,
                            video.shape[1] - state.model.n_ctx, state.noise, dist.device)
     eps = [e[dist.rank::dist.world_size] for e in eps_all]
-    terms = state.model.training_terms(video, cfg.loss, beta=beta, eps=eps, step=state.step,
-                                       forward=forward)
+    ctx = StepContext(step=state.step, kl_weight=beta, noise=eps,
+                      autocast=autocast_enabled(dist.device, tc.amp))
+    terms = state.model.training_terms(video, cfg.loss, ctx, forward=forward)
     norms = _backward(state, terms, tc.grad_clip)
     finite = torch.stack([torch.isfinite(terms[loss_key(n)]) & torch.isfinite(v)
                           for n, v in norms.items()]).all()

@@ -11,9 +11,9 @@ from hvrnn.config import ExperimentConfig
 from hvrnn.metrics.psnr import psnr
 from hvrnn.metrics.reduce import select_samples
 from hvrnn.metrics.ssim import ssim
-from hvrnn.model import VideoModel
+from hvrnn.model import StepContext, VideoModel
 from hvrnn.sampling import sample
-from hvrnn.training.engine import autocast_forward
+from hvrnn.training.engine import autocast_enabled, autocast_forward
 
 VALIDATION_SEED_OFFSET = 17
 
@@ -23,7 +23,8 @@ def _batch_values(model: VideoModel, video: Tensor, cfg: ExperimentConfig,
     """Metrics of one batch (B, K + T, C, H, W) and its samples (B, S, T, C, H, W)."""
     k = model.n_ctx
     forward = autocast_forward(model, video.device, cfg.train.amp)
-    terms = model.training_terms(video, cfg.loss, beta=1.0, forward=forward)
+    ctx = StepContext(autocast=autocast_enabled(video.device, cfg.train.amp))
+    terms = model.training_terms(video, cfg.loss, ctx, forward=forward)
     samples = sample(model, video[:, :k], horizon=video.shape[1] - k,
                      n_samples=cfg.train.val_n_samples, generator=generator)
     n = samples.shape[1]  # one for a deterministic model
