@@ -15,13 +15,21 @@ import typing
 from pathlib import Path
 from typing import Any
 
+import helpers  # noqa: F401  (registers the toy kind)
 import pytest
-from helpers import KIND_PRESETS
 
 import hvrnn.cli as cli
 from hvrnn.cli.common import Checked
-from hvrnn.config import MODEL_CONFIGS, DataConfig, EvalConfig, ExperimentConfig, TrainConfig
+from hvrnn.config import (
+    MODEL_CONFIGS,
+    DataConfig,
+    EvalConfig,
+    ExperimentConfig,
+    LossConfig,
+    TrainConfig,
+)
 from hvrnn.config.checks import number_range
+from hvrnn.model import MODEL_PRESETS
 
 VALUES = ("nan", "inf", "-inf", "0", "-1", "huge")
 HUGE = {int: 10**12, float: 1e300}
@@ -50,20 +58,21 @@ def _numeric(tp: Any) -> tuple[type, int] | None:
 
 def config_keys() -> list[tuple[str, str, type, int, Any]]:
     """(preset, dotted key, element type, tuple length, default) of every numeric setting."""
-    sections = [("data", DataConfig), ("train", TrainConfig), ("eval", EvalConfig)]
+    sections = [("data", DataConfig), ("loss", LossConfig), ("train", TrainConfig),
+                ("eval", EvalConfig)]
     keys = []
     for name, cls in sections:
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             if (kind := _numeric(hints[f.name])) is not None:
                 keys.append(("tiny", f"{name}.{f.name}", *kind, f))
-    missing = sorted(set(MODEL_CONFIGS) - set(KIND_PRESETS))
-    assert not missing, f"model kinds without a tiny preset in tests/helpers.py: {missing}"
+    missing = sorted(set(MODEL_CONFIGS) - set(MODEL_PRESETS))
+    assert not missing, f"model kinds registered without a preset: {missing}"
     for kind, cls in sorted(MODEL_CONFIGS.items()):
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             if not f.metadata.get("derived") and (numeric := _numeric(hints[f.name])):
-                keys.append((KIND_PRESETS[kind][0], f"model.{f.name}", *numeric, f))
+                keys.append((MODEL_PRESETS[kind], f"model.{f.name}", *numeric, f))
     return keys
 
 

@@ -21,11 +21,11 @@ from hvrnn.model.base import (
     elbo_objective,
     latent_noise,
 )
-from hvrnn.model.registry import MODEL_REGISTRY, register_model
+from hvrnn.model.registry import MODEL_PRESETS, MODEL_REGISTRY, register_model
 
-__all__ = ["MODEL_REGISTRY", "RecurrentState", "StepContext", "StepOutput", "VRNNOutput",
-           "VideoModel", "build_model", "count_parameters", "elbo_objective", "latent_noise",
-           "register_model"]
+__all__ = ["MODEL_PRESETS", "MODEL_REGISTRY", "RecurrentState", "StepContext", "StepOutput",
+           "VRNNOutput", "VideoModel", "build_model", "count_parameters", "elbo_objective",
+           "latent_noise", "register_model"]
 
 
 def build_model(cfg: ModelConfig, data: DataConfig | None = None) -> VideoModel:

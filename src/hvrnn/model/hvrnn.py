@@ -132,7 +132,7 @@ def _call(fn: Callable[..., Any], *args: Any) -> Any:
     return fn(*args)
 
 
-@register_model("hvrnn")
+@register_model("hvrnn", preset="tiny")
 class HierarchicalVRNN(VideoModel):
     """The hierarchical conditional VRNN; a single 1x1 level gives "Ours w/o Hier"."""
 

@@ -93,7 +93,7 @@ class PredNetOutput(VRNNOutput):
     all_frames: Tensor | None = None
 
 
-@register_model("prednet")
+@register_model("prednet", preset="tiny_prednet")
 class PredNet(VideoModel):
     """PredNet; see the module docstring. Deterministic: one sample whatever N is."""
 

@@ -1,8 +1,8 @@
 """Registry of model kinds.
 
 Training, sampling and evaluation only use the :class:`~hvrnn.model.base.VideoModel` interface,
-so a baseline (SVG-LP, PredNet, ...) is added by registering a class here and its config class
-with :func:`hvrnn.config.register_model_config`, nothing else.
+so a kind is one module: its config class, its network and its objective, registered together
+by :func:`register_model`, plus a preset (docs/architecture.md, "Adding a model kind").
 """
 
 from __future__ import annotations
@@ -10,24 +10,42 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from hvrnn.config import MODEL_CONFIGS, register_model_config
+
 if TYPE_CHECKING:
     from hvrnn.config import ModelConfig
     from hvrnn.model.base import VideoModel
 
 MODEL_REGISTRY: dict[str, Callable[[ModelConfig], VideoModel]] = {}
+# The smallest preset (a name or a YAML path) of each kind: what the contract tests build.
+MODEL_PRESETS: dict[str, str] = {}
 
 
-def register_model(kind: str):
-    """Class decorator: ``@register_model("hvrnn")`` makes ``model.kind: hvrnn`` buildable.
+def register_model(kind: str, config: type[ModelConfig] | None = None, preset: str = ""):
+    """Class decorator: ``@register_model("toy", config=ToyConfig, preset="toy.yaml")`` makes
+    ``model.kind: toy`` buildable from a ``ToyConfig`` section.
 
-    The kind's config class must be registered too (:func:`hvrnn.config.register_model_config`);
-    the model is built from an instance of it.
+    Args:
+        kind: the ``model.kind`` value.
+        config: the kind's config class (registered with
+            :func:`hvrnn.config.register_model_config`); None when that is done already (the
+            built-in kinds, whose presets the config layer reads).
+        preset: the kind's smallest preset, a name or a YAML path.
+
+    Raises:
+        ValueError: the kind is registered already, or has no config class.
     """
 
     def wrap(cls):
         if kind in MODEL_REGISTRY:
             raise ValueError(f"model kind {kind!r} is already registered")
+        if config is not None:
+            register_model_config(kind)(config)
+        if kind not in MODEL_CONFIGS:
+            raise ValueError(f"model kind {kind!r} has no config class: pass config=")
         MODEL_REGISTRY[kind] = cls
+        if preset:
+            MODEL_PRESETS[kind] = preset
         return cls
 
     return wrap

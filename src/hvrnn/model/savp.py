@@ -159,7 +159,7 @@ class SAVPGenerator(nn.Module):
         return frame, new, rnn_z
 
 
-@register_model("savp")
+@register_model("savp", preset="tiny_savp")
 class SAVP(VideoModel):
     """SAVP and its VAE-only and GAN-only variants; see the module docstring."""
 

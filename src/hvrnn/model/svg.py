@@ -178,7 +178,7 @@ class SVGState(RecurrentState):
     skips: list[Tensor]
 
 
-@register_model("svg_lp")
+@register_model("svg_lp", preset="tiny_svglp")
 class SVGLP(VideoModel):
     """SVG-LP with a DCGAN- or VGG-style encoder/decoder; see the module docstring for the
     departures."""
