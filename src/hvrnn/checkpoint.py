@@ -172,7 +172,7 @@ def remove_stale_temporaries(run_dir: str | Path) -> None:
 
 def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint file, or the latest checkpoint of a run directory. A shipped model
-    (``pretrained:<name>``) is resolved by :func:`hvrnn.sources.resolve_source`.
+    (``pretrained:<name>``) is resolved by :func:`hvrnn.sources.model_file`.
 
     Raises:
         CheckpointError: nothing found.

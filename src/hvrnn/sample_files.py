@@ -24,7 +24,7 @@ from hvrnn.io.frames import to_float, to_uint8
 from hvrnn.io.output import OutputFolder, put, put_bytes
 from hvrnn.outputs import default_output_base
 from hvrnn.sampling import sample
-from hvrnn.sources import load_model, resolve_source
+from hvrnn.sources import load_model, model_file
 
 
 def read_context_file(path: str | Path, n_ctx: int, image_size: int, channels: int
@@ -204,7 +204,7 @@ def write_samples(checkpoint: str | Path, out: str | Path | None = None, *,
     """
     check_options(n_samples, horizon, num_sequences, seed, temperature)
     require("imageio", *(("imageio_ffmpeg",) if video else ()), purpose="writing samples")
-    path, dev = resolve_source(checkpoint), resolve_device(device)
+    path, dev = model_file(checkpoint), resolve_device(device)
     model, cfg = load_model(path, device=dev)
     horizon, root = horizon or cfg.eval.horizon or cfg.data.n_pred, str(data_root or cfg.data.root)
     if context is None:

@@ -15,7 +15,7 @@ from hvrnn import checkpoint, pretrained
 from hvrnn.config import ExperimentConfig
 
 
-def resolve_source(source: str | Path) -> Path:
+def model_file(source: str | Path) -> Path:
     """The file a source names: a checkpoint file, the latest checkpoint of a run directory,
     or the weights file of a shipped model or a pretrained-model folder.
 
@@ -47,7 +47,7 @@ def load_model(source: str | Path, device: str | torch.device = "cpu"
             a model card's SHA-256, or weights that do not fit the model the stored config
             describes.
     """
-    path = resolve_source(source)
+    path = model_file(source)
     if path.name == pretrained.WEIGHTS_FILE:
         return pretrained.load_weights_folder(path, str(device))
     return checkpoint.load_checkpoint_file(path, device)
@@ -55,4 +55,4 @@ def load_model(source: str | Path, device: str | torch.device = "cpu"
 
 load_checkpoint = load_model  # the public name, hvrnn.load_checkpoint
 
-__all__ = ["load_checkpoint", "load_model", "resolve_source"]
+__all__ = ["load_checkpoint", "load_model", "model_file"]

@@ -78,10 +78,10 @@ def resolve_entry(source: str | Path, label: str | None, protocol: Protocol) -> 
     from hvrnn import pretrained
     from hvrnn.evaluation.predictions import predictions_eval_folder
     from hvrnn.outputs import default_output_base
-    from hvrnn.sources import resolve_source
+    from hvrnn.sources import model_file
 
     if pretrained.is_pretrained(source):  # a shipped model, pretrained:<name>
-        ckpt = resolve_source(source)
+        ckpt = model_file(source)
         return Entry(label or str(source)[len(pretrained.PREFIX):], Path(str(source)),
                      "checkpoint", checkpoint=ckpt,
                      metrics_dir=_evaluated(default_eval_folders(source, ckpt, protocol)))
@@ -95,7 +95,7 @@ def resolve_entry(source: str | Path, label: str | None, protocol: Protocol) -> 
         entry.metrics_dir = _evaluated([path.parent, predictions_eval_folder(path, protocol),
                                         path.parent / f"eval-{protocol.id}"])
         return entry
-    ckpt = resolve_source(path)  # UserError for anything else
+    ckpt = model_file(path)  # UserError for anything else
     base = default_output_base(path)
     name = path.name if path.is_dir() else f"{base.name}/{ckpt.stem}"
     return Entry(label or name, path, "run" if path.is_dir() else "checkpoint",

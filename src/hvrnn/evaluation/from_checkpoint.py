@@ -39,7 +39,7 @@ from hvrnn.io.output import OutputFolder
 from hvrnn.model import VideoModel
 from hvrnn.outputs import checkpoint_tag, default_output_base
 from hvrnn.sampling import sample
-from hvrnn.sources import load_model, resolve_source
+from hvrnn.sources import load_model, model_file
 
 
 class PredictionsWriter:
@@ -238,7 +238,7 @@ def evaluate_checkpoint(checkpoint_path: str | Path, protocol_id: str | Protocol
             be computed (fewer than 9 frames or 2 sequences), an option is out of range or the
             output folder is taken; samples holding NaN or inf (how many), before any write.
     """
-    dev, ckpt_file = resolve_device(device), resolve_source(checkpoint_path)
+    dev, ckpt_file = resolve_device(device), model_file(checkpoint_path)
     require_report()
     model, cfg = load_model(ckpt_file, device=dev)
     n_samples, max_sequences, temperature, lpips_weights, i3d_weights = _options(

@@ -26,7 +26,7 @@ from hvrnn import distributed
 from hvrnn.config import ExperimentConfig
 from hvrnn.distributed import DistInfo
 from hvrnn.log import logger
-from hvrnn.sources import resolve_source
+from hvrnn.sources import model_file
 from hvrnn.training.batches import BatchPlan, iterate_batches
 from hvrnn.training.engine import TrainingDiverged, autocast_forward, fit
 from hvrnn.training.hooks import RunHooks
@@ -145,7 +145,7 @@ def train(cfg: ExperimentConfig, run_dir: str | Path | None = None, *, resume: b
     try:
         check_memory(cfg.model, dist.device, training=True)
         if cfg.train.init_from:  # refuse a missing file before the run directory is made
-            resolve_source(cfg.train.init_from)
+            model_file(cfg.train.init_from)
         folder = RunDirectory(run_dir, cfg, resume, dist)
         folder.check()
         try:
