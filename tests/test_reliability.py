@@ -457,7 +457,205 @@ CASES = [
          ("--frobnicate",)),
     Case("resume-a-missing-run", lambda w: train_argv(w, "--resume", run="none"),
          ("does not exist",)),
+    # -- third round: empty inputs, refused before any work
+    Case("videos-npy-no-clips", lambda w: ["data", "videos", str(w.tmp / "e.npy"), "--out",
+                                           str(w.tmp / "new")],
+         ("e.npy", "(0, 5, 16, 16, 3)"),
+         lambda w, mp: np.save(w.tmp / "e.npy", np.zeros((0, 5, 16, 16, 3), np.uint8))),
+    Case("videos-npy-no-frames", lambda w: ["data", "videos", str(w.tmp / "e.npy"), "--out",
+                                            str(w.tmp / "new")],
+         ("e.npy", "(3, 0, 16, 16, 3)"),
+         lambda w, mp: np.save(w.tmp / "e.npy", np.zeros((3, 0, 16, 16, 3), np.uint8))),
+    Case("kth-no-person-1-25", lambda w: ["data", "kth", str(w.tmp / "kth"), "--out",
+                                          str(w.tmp / "new")],
+         ("kth", "persons 1-25"), lambda w, mp: _kth_persons(w)),
+    Case("predictions-no-sequences", lambda w: preds_argv(w, w.tmp / "p.npz"),
+         ("p.npz", "empty", "(0, 2, 10, 32, 32, 1)"),
+         lambda w, mp: np.savez(w.tmp / "p.npz",
+                                samples=np.zeros((0, 2, 10, 32, 32, 1), np.uint8))),
+    Case("predictions-no-samples", lambda w: preds_argv(w, w.tmp / "p.npz"),
+         ("p.npz", "empty"),
+         lambda w, mp: np.savez(w.tmp / "p.npz",
+                                samples=np.zeros((3, 0, 10, 32, 32, 1), np.uint8))),
+    Case("targets-no-clips", lambda w: eval_preds_argv(w, "--targets", str(w.tmp / "t.npz")),
+         ("t.npz", "empty"),
+         lambda w, mp: np.savez(w.tmp / "t.npz", videos=np.zeros((0, 12, 32, 32, 1), np.uint8))),
+    Case("targets-npy-no-frames", lambda w: eval_preds_argv(w, "--targets", str(w.tmp / "t.npy")),
+         ("t.npy", "empty"),
+         lambda w, mp: np.save(w.tmp / "t.npy", np.zeros((3, 0, 32, 32, 1), np.uint8))),
+    Case("targets-npy-wrong-shape",
+         lambda w: eval_preds_argv(w, "--targets", str(w.tmp / "t.npy")),
+         ("targets", "(3, 5, 32, 32, 1)"),
+         lambda w, mp: np.save(w.tmp / "t.npy", np.zeros((3, 5, 32, 32, 1), np.uint8))),
+    Case("context-no-clips", lambda w: sample_argv(w, "--context", str(w.tmp / "c.npy")),
+         ("c.npy", "empty"),
+         lambda w, mp: np.save(w.tmp / "c.npy", np.zeros((0, 4, 16, 16, 1), np.uint8))),
+    Case("context-npz-zero-width", lambda w: sample_argv(w, "--context", str(w.tmp / "c.npz")),
+         ("c.npz", "empty"),
+         lambda w, mp: np.savez(w.tmp / "c.npz", context=np.zeros((2, 4, 16, 0, 1), np.uint8))),
+    Case("png-folder-without-sample-folders", lambda w: preds_argv(w, w.tmp / "pf"),
+         ("0000", "no sample folders"), lambda w, mp: _png_folder_without_samples(w)),
+    # -- damaged or foreign inputs
+    Case("predictions-unsupported-compression", lambda w: preds_argv(w, w.tmp / "p.npz"),
+         ("p.npz", "compression"), lambda w, mp: unsupported_compression(
+             w, "p.npz", samples=np.zeros((3, 2, 10, 32, 32, 1), np.uint8))),
+    Case("targets-unsupported-compression",
+         lambda w: eval_preds_argv(w, "--targets", str(w.tmp / "t.npz")),
+         ("t.npz", "compression"), lambda w, mp: unsupported_compression(
+             w, "t.npz", videos=np.zeros((3, 12, 32, 32, 1), np.uint8))),
+    Case("context-unsupported-compression",
+         lambda w: sample_argv(w, "--context", str(w.tmp / "c.npz")),
+         ("c.npz", "compression"), lambda w, mp: unsupported_compression(
+             w, "c.npz", context=np.zeros((2, 4, 16, 16, 1), np.uint8))),
+    Case("compare-metrics-json-a-list",
+         lambda w: ["compare", str(w.tmp / "evf"), "--protocol", TEST_PROTOCOL, "--out",
+                    str(w.tmp / "cmp")],
+         ("evf/metrics.json", "not the metrics.json"), lambda w, mp: _metrics_json(w, b"[]")),
+    Case("compare-metrics-json-no-metrics",
+         lambda w: ["compare", str(w.tmp / "evf"), "--protocol", TEST_PROTOCOL, "--out",
+                    str(w.tmp / "cmp")],
+         ("evf/metrics.json",), lambda w, mp: _metrics_json(w, b'{"protocol_id": 3}')),
+    Case("bair-tar-gz-cut", lambda w: ["data", "bair", str(w.tmp / "b.tar.gz"), "--out",
+                                       str(w.tmp / "bair-out")],
+         ("b.tar.gz",), lambda w, mp: _cut_tar_gz(w)),
+    Case("bair-tfrecord-links-to-a-folder",
+         lambda w: ["data", "bair", str(w.tmp / "bair"), "--out", str(w.tmp / "bair-out")],
+         ("traj_0_to_255.tfrecords",), lambda w, mp: _symlinked_tfrecord(w)),
+    Case("resume-config-a-list", lambda w: train_argv(w, "--resume", run="r"),
+         ("config.yaml", "list"), lambda w, mp: _run_with_config(w, b"- a\n- b\n")),
+    Case("resume-config-a-number", lambda w: train_argv(w, "--resume", run="r"),
+         ("config.yaml", "int"), lambda w, mp: _run_with_config(w, b"3\n")),
+    Case("videos-frame-bomb", lambda w: ["data", "videos", str(w.tmp / "vids"), "--out",
+                                         str(w.tmp / "new")],
+         ("0000.png", "too large"), lambda w, mp: bomb_png(w.tmp / "vids" / "a" / "0000.png")),
+    Case("predictions-png-bomb", lambda w: preds_argv(w, w.tmp / "pf"),
+         ("0000.png", "too large"), lambda w, mp: _png_folder_with_a_bomb(w)),
+    Case("gif-predictions-short", lambda w: preds_argv(w, w.tmp / "gifs"),
+         ("0000_0000.gif", "5 frames"), lambda w, mp: _short_gifs(w)),
 ]
+
+
+def preds_argv(w: World, path: Path, *extra: str) -> list[str]:
+    """``evaluate --predictions PATH`` with the shared targets (REAL_PROTOCOL)."""
+    return ["evaluate", "--predictions", str(path), "--protocol", REAL_PROTOCOL, "--targets",
+            str(w.targets), "--no-lpips", "--no-fvd", "--out", str(w.tmp / "ev"), *extra]
+
+
+def unsupported_compression(w: World, name: str, **arrays: np.ndarray) -> Path:
+    """An ``.npz`` whose members say they are compressed with deflate64 (method 9), which
+    Python's zipfile cannot read."""
+    import zipfile
+
+    p = w.tmp / name
+    np.savez(p, **arrays)  # stored members
+    raw = bytearray(p.read_bytes())
+    with zipfile.ZipFile(p) as z:
+        infos = z.infolist()
+    for info in infos:  # the local header's method field, then the central directory's
+        raw[info.header_offset + 8:info.header_offset + 10] = (9).to_bytes(2, "little")
+    central = raw.find(b"PK\x01\x02")
+    while central >= 0:
+        raw[central + 10:central + 12] = (9).to_bytes(2, "little")
+        central = raw.find(b"PK\x01\x02", central + 4)
+    p.write_bytes(bytes(raw))
+    return p
+
+
+def bomb_png(path: Path, side: int = 100_000) -> Path:
+    """A small PNG whose header declares ``side`` x ``side`` RGB pixels (PIL refuses to decode
+    more than twice its ``MAX_IMAGE_PIXELS``)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data))
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8,
+                                                                    2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    return path
+
+
+def _cut_tar_gz(w: World) -> Path:
+    import io
+    import tarfile
+
+    data = os.urandom(200_000)  # incompressible: the cut falls inside the member
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("softmotion30_44k/test/traj_0_to_255.tfrecords")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return file(w, "b.tar.gz", buf.getvalue()[:120_000])
+
+
+def _symlinked_tfrecord(w: World) -> None:
+    folder = w.tmp / "bair" / "softmotion30_44k" / "test"
+    folder.mkdir(parents=True)
+    (w.tmp / "adir").mkdir()
+    (folder / "traj_0_to_255.tfrecords").symlink_to(w.tmp / "adir")
+
+
+def _run_with_config(w: World, text: bytes) -> None:
+    import shutil
+
+    shutil.copytree(w.run, w.tmp / "r")
+    (w.tmp / "r" / "config.yaml").write_bytes(text)
+
+
+def _png_folder_without_samples(w: World) -> None:
+    from PIL import Image
+
+    for seq in range(3):
+        ctx = w.tmp / "pf" / f"{seq:04d}" / "ctx"
+        ctx.mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(np.zeros((32, 32), np.uint8)).save(ctx / f"{i:04d}.png")
+
+
+def _png_folder_with_a_bomb(w: World) -> None:
+    """3 sequences x 1 sample x 10 frames; frame 0 of sequence 0 is a decompression bomb."""
+    from PIL import Image
+
+    for seq in range(3):
+        folder = w.tmp / "pf" / f"{seq:04d}" / "0000"
+        folder.mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(np.zeros((32, 32), np.uint8)).save(folder / f"{i:04d}.png")
+    bomb_png(w.tmp / "pf" / "0000" / "0000" / "0000.png")
+
+
+def _gif(path: Path, frames: np.ndarray, duration: int) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=duration, loop=0)
+    return path
+
+
+def _short_gifs(w: World) -> None:
+    """3 sequences x 2 samples of GIFs holding 5 different frames of 100 ms each: half the 10
+    predicted frames (REAL_PROTOCOL); no frame was merged, nothing may be repeated."""
+    rng = np.random.default_rng(3)
+    for i in range(3):
+        for j in range(2):
+            frames = rng.integers(0, 256, (5, 32, 32), dtype=np.uint8)
+            _gif(w.tmp / "gifs" / f"{i:04d}_{j:04d}.gif", frames, 100)
+
+
+def _kth_persons(w: World) -> None:
+    folder = w.tmp / "kth" / "boxing"
+    folder.mkdir(parents=True)
+    file(w, "kth/boxing/person99_boxing_d1_uncomp.avi", b"never decoded")
+    file(w, "kth/boxing/person00_boxing_d2_uncomp.avi", b"never decoded")
+
+
+def _metrics_json(w: World, text: bytes) -> None:
+    (w.tmp / "evf").mkdir()
+    file(w, "evf/metrics.json", text)
 
 
 def _damage_digits(w: World) -> None:

@@ -22,6 +22,7 @@ from hvrnn.distributed import resolve_device
 from hvrnn.errors import UserError, require
 from hvrnn.io.files import reading
 from hvrnn.io.frames import to_float, to_uint8
+from hvrnn.io.npy import check_not_empty
 from hvrnn.io.output import OutputFolder, put, put_bytes
 from hvrnn.sampling import sample
 
@@ -45,6 +46,7 @@ def read_context_file(path: str | Path, n_ctx: int, image_size: int, channels: i
     arrays = [("clips", clips)] + ([("truth", truth)] if truth is not None else [])
     out = []
     for name, arr in arrays:
+        check_not_empty(arr.shape, f"{name} in '{path}'")
         if arr.dtype != np.uint8:
             raise UserError(f"{name} in {str(path)!r} must be uint8, got {arr.dtype}")
         if arr.ndim == 4:

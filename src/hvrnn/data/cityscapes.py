@@ -76,7 +76,7 @@ def _open_zip(path: str) -> zipfile.ZipFile:
 
 def _read_snippet(args: tuple[str, list[str], int]) -> np.ndarray:
     """Load, crop and resize one snippet. Returns uint8 ``(30, S, S, 3)``."""
-    from PIL import Image
+    from hvrnn.io.frames import read_image
 
     src, names, size = args
     root = Path(src)
@@ -84,11 +84,8 @@ def _read_snippet(args: tuple[str, list[str], int]) -> np.ndarray:
     zf = _open_zip(src) if root.is_file() else None
     for name in names:
         data = zf.read(name) if zf is not None else (root / name).read_bytes()
-        try:
-            img = Image.open(io.BytesIO(data)).convert("RGB")
-        except OSError as exc:
-            raise DataError(f"'{src}:{name}' is not a readable PNG: {exc}") from None
-        frame = center_square(np.asarray(img)[None])
+        img = read_image(io.BytesIO(data), f"{src}:{name}", DataError)
+        frame = center_square(img[None])
         frames.append(resize_frames(frame, size, antialias=False)[0])
     if len({f.shape for f in frames}) != 1:
         raise DataError(f"frames of the snippet starting at '{src}:{names[0]}' differ in size")

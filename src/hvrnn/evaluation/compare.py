@@ -64,9 +64,14 @@ def _read_metrics(folder: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
         raise UserError(f"cannot read {str(path)!r}: {exc}") from None
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("metrics"), dict) or \
+            not isinstance(metrics.get("protocol"), dict):
+        raise UserError(f"{str(path)!r} is not the metrics.json of an evaluation (an object "
+                        "with 'metrics' and 'protocol'); evaluate the entry again")
+    return metrics
 
 
 def resolve_entry(source: str | Path, label: str | None, protocol: Protocol) -> Entry:

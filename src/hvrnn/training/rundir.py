@@ -84,6 +84,9 @@ def check_run_dir(run_dir: Path, cfg: ExperimentConfig, resume: bool) -> None:
             old = yaml.safe_load(read_text(saved, "run config")) or {}
         except yaml.YAMLError as exc:
             raise UserError(f"cannot resume: '{saved}' is not valid YAML ({exc})") from None
+        if not isinstance(old, dict):
+            raise UserError(f"cannot resume: '{saved}' holds a {type(old).__name__}, not a "
+                            "config (a mapping of sections)")
         diffs = ckpt_io.config_differences(old, cfg.to_dict())
         if diffs:
             key, a, b = diffs[0]
