@@ -530,6 +530,13 @@ CASES = [
          ("0000.png", "too large"), lambda w, mp: bomb_png(w.tmp / "vids" / "a" / "0000.png")),
     Case("predictions-png-bomb", lambda w: preds_argv(w, w.tmp / "pf"),
          ("0000.png", "too large"), lambda w, mp: _png_folder_with_a_bomb(w)),
+    Case("compare-over-an-earlier-evaluation",
+         lambda w: [*cmp_argv(w, w.tmp / "zeros.npz"), "--labels", "a"],
+         ("evaluations/a", "per_frame.csv", "--force"),
+         lambda w, mp: _earlier_evaluation_of(w, "a")),
+    Case("compare-entries-of-other-frame-sizes", lambda w: cmp_argv(w, w.tmp / "evf"),
+         ("evf/predictions.npz", "(4, 2, 3, 8, 8, 1)"),
+         lambda w, mp: _evaluation_with_other_frames(w)),
     Case("gif-predictions-short", lambda w: preds_argv(w, w.tmp / "gifs"),
          ("0000_0000.gif", "5 frames"), lambda w, mp: _short_gifs(w)),
 ]
@@ -658,6 +665,39 @@ def _metrics_json(w: World, text: bytes) -> None:
     file(w, "evf/metrics.json", text)
 
 
+def test_preds(w: World, name: str, value: int, size: int = 16) -> Path:
+    """Predictions for TEST_PROTOCOL (4 sequences, 2 samples, 3 frames) all ``value``."""
+    path = w.tmp / name
+    np.savez(path, samples=np.full((4, 2, 3, size, size, 1), value, np.uint8))
+    return path
+
+
+def cmp_argv(w: World, *entries: str | Path, out: str = "cmp") -> list[str]:
+    return ["compare", *map(str, entries), "--protocol", TEST_PROTOCOL, "--no-lpips", "--no-fvd",
+            "--out", str(w.tmp / out)]
+
+
+def _earlier_evaluation_of(w: World, label: str) -> None:
+    """``cmp/evaluations/<label>`` holds the per-frame file of an earlier evaluation of
+    something else under that label."""
+    test_preds(w, "zeros.npz", 0)
+    folder = w.tmp / "cmp" / "evaluations" / label
+    folder.mkdir(parents=True)
+    file(w, f"cmp/evaluations/{label}/per_frame.csv", b"frame,psnr\n3,1.0\n")
+
+
+def _evaluation_with_other_frames(w: World) -> None:
+    """An evaluation folder whose metrics.json is an evaluation under TEST_PROTOCOL but whose
+    predictions.npz holds 8 x 8 frames (replaced after the evaluation)."""
+    assert main(["evaluate", "--predictions", str(test_preds(w, "p.npz", 0)), "--protocol",
+                 TEST_PROTOCOL, "--no-lpips", "--no-fvd", "--out", str(w.tmp / "evf")]) == 0
+    np.savez(w.tmp / "evf" / "predictions.npz",
+             samples=np.zeros((4, 2, 3, 8, 8, 1), np.uint8))
+    metrics = json.loads((w.tmp / "evf" / "metrics.json").read_text())
+    metrics["predictions_file"] = str(w.tmp / "evf" / "predictions.npz")
+    (w.tmp / "evf" / "metrics.json").write_text(json.dumps(metrics))
+
+
 def _damage_digits(w: World) -> None:
     d = data_copy(w, "d")
     raw = bytearray((d / "digits.npz").read_bytes())
@@ -726,6 +766,27 @@ def test_bad_input_or_fault_is_one_error_line(case: Case, world: World, tmp_path
         assert faults.hits > 0, "the fault was never reached"
     if case.check is not None:
         case.check(w, errors[0])
+
+
+def test_compare_labels_name_distinct_folders(world: World, tmp_path: Path, capsys) -> None:
+    """Labels that would share or leave the evaluations folder (``a/b`` and ``a_b``, ``..``)
+    each get their own folder, and each label its own entry's metrics."""
+    w = World(**{**world.__dict__, "tmp": tmp_path})
+    zeros, white = test_preds(w, "zeros.npz", 0), test_preds(w, "white.npz", 255)
+    for labels in (["a/b", "a_b"], ["..", "."]):
+        out = tmp_path / labels[0].replace("/", "-").replace(".", "dot")
+        assert main([*cmp_argv(w, zeros, white, out=out.name), "--labels", *labels]) == 0
+        summary = json.loads((out / "compare.json").read_text())
+        folders = [Path(e["metrics"]).parent for e in summary["entries"]]
+        assert [e["label"] for e in summary["entries"]] == labels
+        assert len(set(folders)) == 2 and all(f.parent == out / "evaluations" for f in folders)
+        for entry, source in zip(summary["entries"], (zeros, white), strict=True):
+            metrics = json.loads(Path(entry["metrics"]).read_text())
+            from hvrnn.io.files import sha256_file
+
+            assert metrics["predictions_sha256"] == sha256_file(source)
+        assert sorted(p.name for p in tmp_path.rglob(".hvrnn.lock")) == []
+    capsys.readouterr()
 
 
 def test_the_table_holds_at_least_sixty_cases() -> None:
