@@ -537,6 +537,13 @@ CASES = [
     Case("compare-entries-of-other-frame-sizes", lambda w: cmp_argv(w, w.tmp / "evf"),
          ("evf/predictions.npz", "(4, 2, 3, 8, 8, 1)"),
          lambda w, mp: _evaluation_with_other_frames(w)),
+    # -- an error found after the run directory would have been made leaves it as it was
+    Case("train-init-from-other-model", lambda w: train_argv(
+        w, f"train.init_from={w.run}", "model.base_channels=16", "model.max_channels=32"),
+         ("train.init_from", "do not fit")),
+    Case("train-init-from-other-model-into-an-empty-folder", lambda w: train_argv(
+        w, f"train.init_from={w.run}", "model.base_channels=16", "model.max_channels=32"),
+         ("train.init_from", "do not fit"), lambda w, mp: (w.tmp / "run").mkdir()),
     Case("gif-predictions-short", lambda w: preds_argv(w, w.tmp / "gifs"),
          ("0000_0000.gif", "5 frames"), lambda w, mp: _short_gifs(w)),
 ]

@@ -14,7 +14,20 @@ from collections.abc import Callable
 
 from hvrnn.config.checks import DEVICE_PATTERN, INT_MAX
 
-FORMATTER = argparse.ArgumentDefaultsHelpFormatter
+class Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that names an option's default once: appended as ``(default: X)`` only when the
+    help text does not already say what the default is, and never for a flag (its default is
+    off) or an option without a default (None)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text.lower() \
+                or "%(default)" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+FORMATTER = Formatter
 
 
 def _show(bound: float) -> str:

@@ -137,7 +137,7 @@ def train(cfg: ExperimentConfig, run_dir: str | Path | None = None, *, resume: b
         KeyboardInterrupt: Ctrl-C pressed again after the grace period: stopped without saving
             (the message says so and names the last checkpoint).
     """
-    from hvrnn.model.memory import check_memory
+    from hvrnn.model.memory import allocating, check_memory
 
     dist = distributed.setup(cfg.train.device)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
@@ -149,8 +149,12 @@ def train(cfg: ExperimentConfig, run_dir: str | Path | None = None, *, resume: b
         folder.check()
         try:
             train_set, val_batches = _datasets(cfg, dist, train_set, val_set)
+            # The model (and train.init_from's weights, which must fit it) before the folder:
+            # a refused config leaves nothing behind.
+            with allocating(cfg.model, training=True):
+                state = TrainState.create(cfg, dist)
             folder.open()
-            return _run(cfg, dist, folder, resume, train_set, val_batches, progress)
+            return _run(cfg, dist, folder, resume, state, train_set, val_batches, progress)
         except BaseException:
             folder.abandon()
             raise
@@ -161,12 +165,9 @@ def train(cfg: ExperimentConfig, run_dir: str | Path | None = None, *, resume: b
 
 
 def _run(cfg: ExperimentConfig, dist: DistInfo, folder: RunDirectory, resume: bool,
-         train_set: Dataset, val_batches: list[Tensor], progress: bool | None) -> TrainResult:
-    from hvrnn.model.memory import allocating
-
+         state: TrainState, train_set: Dataset, val_batches: list[Tensor],
+         progress: bool | None) -> TrainResult:
     run_dir = folder.path
-    with allocating(cfg.model, training=True):
-        state = TrainState.create(cfg, dist)
     last = ckpt_io.latest_checkpoint(run_dir) if resume else None
     if last is not None:
         state.restore(last, cfg, dist)

@@ -109,6 +109,7 @@ class RunDirectory:
         self.path, self.cfg, self.resume, self.dist = run_dir, cfg, resume, dist
         self.lock = FolderLock(run_dir, "run directory") if dist.is_main else None
         self.created = False
+        self.made: list[Path] = []  # what open() added to a folder that existed
 
     def check(self) -> None:
         """Lock a run to resume first (the lock's message is the one that matters), then
@@ -133,17 +134,30 @@ class RunDirectory:
                 raise named(exc, self.path) from None
             if self.lock.fd is None:
                 self.lock.acquire()
-            (self.path / "checkpoints").mkdir(exist_ok=True)
-            if not (self.path / "config.yaml").exists():
-                save_config(self.cfg, self.path / "config.yaml")
+            for name, make in (("checkpoints", lambda p: p.mkdir()),
+                               ("config.yaml", lambda p: save_config(self.cfg, p))):
+                if not (self.path / name).exists():
+                    make(self.path / name)
+                    self.made.append(self.path / name)
             ckpt_io.remove_stale_temporaries(self.path)
         distributed.barrier(self.dist)
 
     def abandon(self) -> None:
-        """After a failure before the run's first record: remove a folder this run created."""
-        if self.created and not (self.path / "metrics.jsonl").exists():
+        """After a failure before the run's first record: remove a folder this run created,
+        or what it added to one that existed (``config.yaml``, an empty ``checkpoints/``), so
+        that the corrected command finds the folder as it was."""
+        if (self.path / "metrics.jsonl").exists():
+            return
+        if self.created:
             shutil.rmtree(self.path, ignore_errors=True)
             self.created = False
+            return
+        for path in reversed(self.made):
+            try:
+                path.rmdir() if path.is_dir() else path.unlink()
+            except OSError:  # not empty, or gone: leave it
+                pass
+        self.made = []
 
     def release(self) -> None:
         if self.lock is not None:
