@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from hvrnn.config.checks import DEVICE_PATTERN, INT_MAX
 
+
 class Formatter(argparse.ArgumentDefaultsHelpFormatter):
     """Help that names an option's default once: appended as ``(default: X)`` only when the
     help text does not already say what the default is, and never for a flag (its default is

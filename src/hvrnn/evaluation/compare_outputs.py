@@ -18,8 +18,13 @@ from typing import Any
 import numpy as np
 
 from hvrnn.errors import UserError
-from hvrnn.evaluation.compare import (Entry, check_same_protocol, claim_evaluation_folders,
-                                      collect_entries, evaluate_missing)
+from hvrnn.evaluation.compare import (
+    Entry,
+    check_same_protocol,
+    claim_evaluation_folders,
+    collect_entries,
+    evaluate_missing,
+)
 from hvrnn.evaluation.ground_truth import clips_uint8, ground_truth
 from hvrnn.evaluation.protocols import Protocol, get_protocol
 from hvrnn.io.output import OutputFolder, put
