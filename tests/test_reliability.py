@@ -823,6 +823,107 @@ def test_in_a_real_process(argv: Callable, needle: str, world: World, tmp_path: 
     assert fingerprint(world.shared, tmp_path) == before
 
 
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent.parent / "src"),
+                                           os.environ.get("PYTHONPATH", "")])}
+
+
+# A command whose writer (or download) stops once it has begun, until a signal comes.
+_STALLED = """
+import os, sys, time
+import hvrnn.io.npy as npy
+from hvrnn.evaluation.protocols import PROTOCOLS, Protocol
+PROTOCOLS["%s"] = Protocol("%s", "smmnist", 16, 1, 2, 3, 2, max_sequences=4,
+                           data_root=os.environ["TEST_DATA"])
+import hvrnn.weights as weights
+real = npy.NpyWriter.write
+def stalled(self, block):
+    real(self, block)
+    print("begun", flush=True)
+    time.sleep(120)
+def download(url, part, *args, **kwargs):
+    part.write_bytes(b"partial")
+    print("begun", flush=True)
+    time.sleep(120)
+npy.NpyWriter.write = stalled
+weights._download = download
+from hvrnn.cli import main
+sys.exit(main(sys.argv[1:]))
+""" % (TEST_PROTOCOL, TEST_PROTOCOL)
+
+
+@pytest.mark.parametrize("signum", [2, 15], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("command", ["evaluate", "weights-fetch"])
+def test_a_signal_stops_a_command_with_nothing_left(command: str, signum: int, world: World,
+                                                    tmp_path: Path) -> None:
+    """SIGINT and SIGTERM alike, mid-write: exit 130, one line, no traceback; an evaluation
+    leaves no temporary file, no lock and no folder (a download keeps its ``.part`` to resume,
+    docs/reliability.md)."""
+    import signal
+
+    w = World(**{**world.__dict__, "tmp": tmp_path})
+    argv = eval_ckpt_argv(w) if command == "evaluate" else ["weights", "fetch", "alexnet"]
+    env = {**_env(), "HVRNN_CACHE": str(tmp_path / "cache"), "TEST_DATA": str(world.data)}
+    before = fingerprint(world.shared, tmp_path)
+    proc = subprocess.Popen([sys.executable, "-c", _STALLED, *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        while (line := proc.stdout.readline()) and line.strip() != "begun":
+            pass
+        assert line.strip() == "begun", proc.stderr.read()
+        proc.send_signal(signal.Signals(signum))
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert [ln for ln in lines if ln.startswith("error: ")] == [lines[-1]], err
+    if command == "evaluate":
+        assert fingerprint(world.shared, tmp_path) == before
+    else:
+        left = [p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+        assert all(name.endswith(".part") for name in left), left
+
+
+@pytest.mark.parametrize("signum", [2, 15], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_to_the_process_group_saves_a_run_with_loader_workers(
+        signum: int, world: World, tmp_path: Path) -> None:
+    """``timeout 40 hvrnn train ... data.num_workers=2`` and Ctrl-C in a terminal signal every
+    process of the group, the data-loader workers too: the run still saves a checkpoint of
+    its last step and records ``interrupted``."""
+    import signal
+    import time
+
+    w = World(**{**world.__dict__, "tmp": tmp_path})
+    argv = train_argv(w, "train.max_steps=100000", "data.num_workers=2", "train.log_every=1",
+                      "train.checkpoint_every=100000", "train.val_every=0",
+                      "train.image_every=0")
+    proc = subprocess.Popen([sys.executable, "-m", "hvrnn.cli", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_env(),
+                            start_new_session=True)
+    log = tmp_path / "run" / "metrics.jsonl"
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            if log.is_file() and '"kind": "train"' in log.read_text():
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()[1]
+        os.killpg(proc.pid, signal.Signals(signum))
+        _, err = proc.communicate(timeout=240)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    end = json.loads(log.read_text().splitlines()[-1])
+    assert end["kind"] == "end" and end["status"] == "interrupted", end
+    saved = ck.read_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert saved["step"] == end["step"] >= 1
+
+
 def test_a_closed_stdout_stops_the_command_quietly() -> None:
     """``hvrnn evaluate --list-protocols | head -1``: the reader is gone before the command
     writes; it stops with the SIGPIPE status and no traceback."""
