@@ -544,6 +544,11 @@ CASES = [
     Case("train-init-from-other-model-into-an-empty-folder", lambda w: train_argv(
         w, f"train.init_from={w.run}", "model.base_channels=16", "model.max_channels=32"),
          ("train.init_from", "do not fit"), lambda w, mp: (w.tmp / "run").mkdir()),
+    # -- the memory a training step needs: weights, optimiser state and activations
+    Case("train-smmnist64-on-a-23-gb-machine",
+         lambda w: ["train", "smmnist64", "--run-dir", str(w.tmp / "run"), "train.max_steps=2"],
+         ("24.9 GB", "21.6 GB of activations", "train.batch_size=16", "23.0 GB in all"),
+         lambda w, mp: mp.setattr("hvrnn.model.memory.device_memory", lambda d: 23_000_000_000)),
     Case("gif-predictions-short", lambda w: preds_argv(w, w.tmp / "gifs"),
          ("0000_0000.gif", "5 frames"), lambda w, mp: _short_gifs(w)),
 ]
@@ -834,7 +839,8 @@ _STALLED = """
 import os, sys, time
 import hvrnn.io.npy as npy
 from hvrnn.evaluation.protocols import PROTOCOLS, Protocol
-PROTOCOLS["%s"] = Protocol("%s", "smmnist", 16, 1, 2, 3, 2, max_sequences=4,
+name = os.environ["TEST_PROTOCOL"]
+PROTOCOLS[name] = Protocol(name, "smmnist", 16, 1, 2, 3, 2, max_sequences=4,
                            data_root=os.environ["TEST_DATA"])
 import hvrnn.weights as weights
 real = npy.NpyWriter.write
@@ -850,7 +856,7 @@ npy.NpyWriter.write = stalled
 weights._download = download
 from hvrnn.cli import main
 sys.exit(main(sys.argv[1:]))
-""" % (TEST_PROTOCOL, TEST_PROTOCOL)
+"""
 
 
 @pytest.mark.parametrize("signum", [2, 15], ids=["SIGINT", "SIGTERM"])
@@ -864,7 +870,8 @@ def test_a_signal_stops_a_command_with_nothing_left(command: str, signum: int, w
 
     w = World(**{**world.__dict__, "tmp": tmp_path})
     argv = eval_ckpt_argv(w) if command == "evaluate" else ["weights", "fetch", "alexnet"]
-    env = {**_env(), "HVRNN_CACHE": str(tmp_path / "cache"), "TEST_DATA": str(world.data)}
+    env = {**_env(), "HVRNN_CACHE": str(tmp_path / "cache"), "TEST_DATA": str(world.data),
+           "TEST_PROTOCOL": TEST_PROTOCOL}
     before = fingerprint(world.shared, tmp_path)
     proc = subprocess.Popen([sys.executable, "-c", _STALLED, *argv], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
@@ -999,3 +1006,44 @@ def test_a_file_system_error_without_a_path_is_a_bug() -> None:
     assert code == EXIT_USER_ERROR and line == "cannot access 'a/b.npz': No such file or directory"
     code, line = user_error_line(OSError(errno.ENOSPC, "No space left on device"))
     assert code == EXIT_USER_ERROR and line.startswith("cannot write: No space left on device")
+
+
+def test_resume_keeps_the_runs_own_settings_and_says_so(world: World, tmp_path: Path,
+                                                        capsys) -> None:
+    """A run started with ``train.max_steps=3`` resumed with the bare preset continues to 3
+    steps (not the preset's), says so, and an override on the command line wins."""
+    w = World(**{**world.__dict__, "tmp": tmp_path})
+    overrides = [o for o in _overrides(w) if not o.startswith("train.max_steps")]
+    argv = ["train", "tiny", *overrides, "--run-dir", str(tmp_path / "run")]
+    assert main([*argv, "train.max_steps=2"]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 0  # no max_steps given: the run's 2, nothing to do
+    err = capsys.readouterr().err
+    assert "train.max_steps=2 (CONFIG: 1500)" in err, err
+    log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text()
+           .splitlines()]
+    assert max(r["step"] for r in log) == 2
+    assert main([*argv, "--resume", "train.max_steps=3"]) == 0
+    err = capsys.readouterr().err
+    assert "continuing from step 2" in err and "train.max_steps=3" in err, err
+    log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text()
+           .splitlines()]
+    assert max(r["step"] for r in log) == 3
+    # CONFIG that differs from the run on a model key is still refused.
+    assert main([*argv, "--resume", "model.n_z=5"]) == 2
+    assert "model.n_z" in capsys.readouterr().err
+
+
+def test_the_activation_estimate_extrapolates_exactly() -> None:
+    """The estimate from one and two predicted frames of one clip equals the bytes saved by a
+    whole batch (meta device, tiny model: 3 clips of 2 + 4 frames)."""
+    from hvrnn.config import load_config
+    from hvrnn.model import build_model
+    from hvrnn.model.memory import _saved_bytes, training_activations
+
+    cfg = load_config("tiny", ["train.batch_size=3", "data.n_pred=4", "data.image_size=16"])
+    with torch.device("meta"):
+        model = build_model(cfg.model)
+    model.train()
+    whole = _saved_bytes(model, cfg, 3, 4)
+    assert whole > 0 and training_activations(cfg, torch.device("cpu")) == whole

@@ -14,9 +14,24 @@ def run(args: argparse.Namespace) -> int:
     from hvrnn.training import format_result, train
 
     cfg = load_config(args.config, args.overrides)
+    if args.resume and args.run_dir is not None:
+        cfg = _resumed(args.run_dir, cfg, args.overrides)
     result = train(cfg, args.run_dir, resume=args.resume)
     print(format_result(result))
     return 130 if result.status == "interrupted" else 0
+
+
+def _resumed(run_dir: Path, cfg: Any, overrides: list[str]) -> Any:
+    """The run's own config with the command line's overrides; says what it continues with."""
+    from hvrnn.log import logger
+    from hvrnn.training.rundir import resumed_config
+
+    resumed, kept = resumed_config(run_dir, cfg, overrides)
+    shown = ", ".join(f"{k}={a!r} (CONFIG: {b!r})" for k, a, b in kept)
+    logger.info(f"resuming '{run_dir}' with its own settings, train.max_steps="
+                f"{resumed.train.max_steps}" + (f"; kept from the run: {shown}" if shown else "")
+                + "; override any on the command line (key=value)")
+    return resumed
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -32,6 +47,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="output folder (default runs/<name>-<date>); must be new or empty "
                         "unless --resume")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --run-dir from its last checkpoint")
+                   help="continue the run in --run-dir from its last checkpoint, with the run's "
+                        "own settings (config.yaml) but for the key=value overrides given; "
+                        "CONFIG must agree with the run except on run-control keys "
+                        "(train.max_steps, data.root, ...)")
     p.set_defaults(func=run)
     return p

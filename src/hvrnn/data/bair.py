@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from hvrnn.data.base import register_prepared
 from hvrnn.data.manifest import ArrayWriter, begin_preparation, command_args
 from hvrnn.data.transforms import natural_key
 from hvrnn.errors import DataError
 from hvrnn.io.files import reason
+from hvrnn.log import progress
 
 FRAMES = 30
 SIZE = 64
@@ -292,7 +292,7 @@ def _convert(source: _Source, entries: list[tuple[str, object]], writer: ArrayWr
              total: int, split: str, src: str | Path) -> None:
     """Every record of ``entries`` into ``writer``, in order."""
     i = 0
-    with tqdm(total=total, desc=f"bair {split}", disable=None) as bar:
+    with progress(total=total, desc=f"bair {split}") as bar:
         for name, handle in entries:
             with _member(src, name), source.open(handle) as fh:
                 for k, payload in enumerate(read_tfrecord(fh, f"{src}:{name}")):

@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from hvrnn.data.base import register_prepared
 from hvrnn.data.manifest import ArrayWriter, begin_preparation, command_args
 from hvrnn.data.transforms import center_square, resize_frames
 from hvrnn.errors import DataError
+from hvrnn.log import progress
 
 FRAMES = 30
 SPLITS = ("train", "val", "test")
@@ -144,8 +144,8 @@ def _write_splits(prep: Any, src: Path, groups: dict, size: int, workers: int
             shape = (len(kept), FRAMES, size, size, 3)
             with ArrayWriter(prep.temp(f"{split}.npy"), shape) as writer:
                 results = pool.map(_read_snippet, jobs) if pool else map(_read_snippet, jobs)
-                for i, clip in enumerate(tqdm(results, total=len(jobs),
-                                              desc=f"cityscapes {split}", disable=None)):
+                for i, clip in enumerate(progress(results, total=len(jobs),
+                                                  desc=f"cityscapes {split}")):
                     writer[i] = clip
                 writer.close()
             splits[split] = {"file": f"{split}.npy", "layout": "clips", "count": len(kept),

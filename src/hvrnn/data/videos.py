@@ -22,13 +22,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from hvrnn.data.base import register_prepared
 from hvrnn.data.manifest import FrameStreamWriter, Preparation, begin_preparation, command_args
 from hvrnn.data.transforms import center_square, convert_channels, natural_key, resize_frames
 from hvrnn.errors import DataError, require
 from hvrnn.io.files import read_text, reading
+from hvrnn.log import progress
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif", ".m4v", ".mpg", ".mpeg")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
@@ -158,7 +158,7 @@ def write_video_splits(prep: Preparation, videos: Sequence[tuple[str, Callable[[
         listing = []
         with FrameStreamWriter(prep.temp(data), (size, size, channels),
                                offsets_path=prep.temp(offsets)) as writer:
-            for name in tqdm(names, desc=f"{desc} {split}", disable=None):
+            for name in progress(names, desc=f"{desc} {split}"):
                 frames = transform(loaders[name]())
                 writer.add(frames)
                 extra = meta(name) if meta else {}

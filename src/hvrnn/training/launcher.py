@@ -137,12 +137,15 @@ def train(cfg: ExperimentConfig, run_dir: str | Path | None = None, *, resume: b
         KeyboardInterrupt: Ctrl-C pressed again after the grace period: stopped without saving
             (the message says so and names the last checkpoint).
     """
-    from hvrnn.model.memory import allocating, check_memory
+    from hvrnn.model.memory import allocating, check_memory, training_activations
 
     dist = distributed.setup(cfg.train.device)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
     try:
-        check_memory(cfg.model, dist.device, training=True)
+        check_memory(cfg.model, dist.device, training=True,
+                     activations=training_activations(cfg, dist.device) or 0,
+                     batch=f"train.batch_size={cfg.train.batch_size} clips of "
+                           f"{cfg.data.n_ctx + cfg.data.n_pred} frames")
         if cfg.train.init_from:  # refuse a missing file before the run directory is made
             ckpt_io.resolve_checkpoint(cfg.train.init_from)
         folder = RunDirectory(run_dir, cfg, resume, dist)
@@ -171,6 +174,9 @@ def _run(cfg: ExperimentConfig, dist: DistInfo, folder: RunDirectory, resume: bo
     last = ckpt_io.latest_checkpoint(run_dir) if resume else None
     if last is not None:
         state.restore(last, cfg, dist)
+        if dist.is_main:
+            logger.info(f"continuing from step {state.step} ('{last}') to train.max_steps="
+                        f"{cfg.train.max_steps}")
     forward = wrap_for_training(state.model, cfg, dist)
     tc = cfg.train
     plan = BatchPlan(train_set, tc.batch_size, tc.seed, dist.world_size, dist.rank)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import shutil
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -92,6 +92,34 @@ def check_run_dir(run_dir: Path, cfg: ExperimentConfig, resume: bool) -> None:
             key, a, b = diffs[0]
             raise CheckpointError(f"cannot resume '{run_dir}': it was started with "
                                   f"{key}={a!r} but the config has {key}={b!r}")
+
+
+def resumed_config(run_dir: Path, cfg: ExperimentConfig, overrides: Sequence[str] = ()
+                   ) -> tuple[ExperimentConfig, list[tuple[str, Any, Any]]]:
+    """The config a resumed run continues with: the run's own ``config.yaml`` with the
+    command line's ``overrides`` applied. ``cfg`` (CONFIG with the same overrides) must agree
+    with the run on everything but the run-control keys (:data:`RESUMABLE_KEYS`:
+    ``train.max_steps``, ``data.root``, ...), which keep the run's values unless overridden.
+
+    Returns:
+        ``(config, kept)``: ``kept`` lists ``(key, the run's value, CONFIG's value)`` for each
+        run-control key where the run's own setting was kept over CONFIG's. A run directory
+        without ``config.yaml`` gives ``(cfg, [])``.
+
+    Raises:
+        UserError: the run's config is unreadable or not a mapping, or differs from CONFIG on
+            a key a resumed run may not change.
+    """
+    from hvrnn.config.loading import config_from_dict
+
+    saved = run_dir / "config.yaml"
+    check_run_dir(run_dir, cfg, resume=True)
+    if not saved.is_file():
+        return cfg, []
+    own = yaml.safe_load(read_text(saved, "run config"))
+    resumed = config_from_dict(own, list(overrides), warn=False)
+    kept = ckpt_io.config_differences(resumed.to_dict(), cfg.to_dict(), ignore=frozenset())
+    return resumed, kept
 
 
 class RunDirectory:
