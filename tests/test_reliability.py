@@ -677,7 +677,7 @@ def _metrics_json(w: World, text: bytes) -> None:
     file(w, "evf/metrics.json", text)
 
 
-def test_preds(w: World, name: str, value: int, size: int = 16) -> Path:
+def tp_preds(w: World, name: str, value: int, size: int = 16) -> Path:
     """Predictions for TEST_PROTOCOL (4 sequences, 2 samples, 3 frames) all ``value``."""
     path = w.tmp / name
     np.savez(path, samples=np.full((4, 2, 3, size, size, 1), value, np.uint8))
@@ -692,7 +692,7 @@ def cmp_argv(w: World, *entries: str | Path, out: str = "cmp") -> list[str]:
 def _earlier_evaluation_of(w: World, label: str) -> None:
     """``cmp/evaluations/<label>`` holds the per-frame file of an earlier evaluation of
     something else under that label."""
-    test_preds(w, "zeros.npz", 0)
+    tp_preds(w, "zeros.npz", 0)
     folder = w.tmp / "cmp" / "evaluations" / label
     folder.mkdir(parents=True)
     file(w, f"cmp/evaluations/{label}/per_frame.csv", b"frame,psnr\n3,1.0\n")
@@ -701,7 +701,7 @@ def _earlier_evaluation_of(w: World, label: str) -> None:
 def _evaluation_with_other_frames(w: World) -> None:
     """An evaluation folder whose metrics.json is an evaluation under TEST_PROTOCOL but whose
     predictions.npz holds 8 x 8 frames (replaced after the evaluation)."""
-    assert main(["evaluate", "--predictions", str(test_preds(w, "p.npz", 0)), "--protocol",
+    assert main(["evaluate", "--predictions", str(tp_preds(w, "p.npz", 0)), "--protocol",
                  TEST_PROTOCOL, "--no-lpips", "--no-fvd", "--out", str(w.tmp / "evf")]) == 0
     np.savez(w.tmp / "evf" / "predictions.npz",
              samples=np.zeros((4, 2, 3, 8, 8, 1), np.uint8))
@@ -784,7 +784,7 @@ def test_compare_labels_name_distinct_folders(world: World, tmp_path: Path, caps
     """Labels that would share or leave the evaluations folder (``a/b`` and ``a_b``, ``..``)
     each get their own folder, and each label its own entry's metrics."""
     w = World(**{**world.__dict__, "tmp": tmp_path})
-    zeros, white = test_preds(w, "zeros.npz", 0), test_preds(w, "white.npz", 255)
+    zeros, white = tp_preds(w, "zeros.npz", 0), tp_preds(w, "white.npz", 255)
     for labels in (["a/b", "a_b"], ["..", "."]):
         out = tmp_path / labels[0].replace("/", "-").replace(".", "dot")
         assert main([*cmp_argv(w, zeros, white, out=out.name), "--labels", *labels]) == 0
