@@ -528,6 +528,15 @@ CASES = [
     Case("videos-frame-bomb", lambda w: ["data", "videos", str(w.tmp / "vids"), "--out",
                                          str(w.tmp / "new")],
          ("0000.png", "too large"), lambda w, mp: bomb_png(w.tmp / "vids" / "a" / "0000.png")),
+    Case("cityscapes-frame-bomb", lambda w: ["data", "cityscapes", str(w.tmp / "cs"), "--out",
+                                             str(w.tmp / "new"), "--size", "8"],
+         ("bonn_000000_000007_leftImg8bit.png", "too large"),
+         lambda w, mp: _cityscapes_with_a_bomb(w)),
+    Case("cityscapes-zip-unsupported-compression",
+         lambda w: ["data", "cityscapes", str(w.tmp / "cs.zip"), "--out", str(w.tmp / "new"),
+                    "--size", "8"],
+         ("bonn_000000_000007_leftImg8bit.png", "compression"),
+         lambda w, mp: _cityscapes_with_a_bomb(w, as_zip=True)),
     Case("predictions-png-bomb", lambda w: preds_argv(w, w.tmp / "pf"),
          ("0000.png", "too large"), lambda w, mp: _png_folder_with_a_bomb(w)),
     Case("compare-over-an-earlier-evaluation",
@@ -644,6 +653,33 @@ def _png_folder_with_a_bomb(w: World) -> None:
         for i in range(10):
             Image.fromarray(np.zeros((32, 32), np.uint8)).save(folder / f"{i:04d}.png")
     bomb_png(w.tmp / "pf" / "0000" / "0000" / "0000.png")
+
+
+def _cityscapes_with_a_bomb(w: World, as_zip: bool = False) -> None:
+    """One 30-frame test snippet of 8 x 16 frames; frame 7 is a decompression bomb (or, in a
+    zip, a member compressed with deflate64)."""
+    import zipfile
+
+    from PIL import Image
+
+    folder = w.tmp / "cs" / "leftImg8bit_sequence" / "test" / "bonn"
+    folder.mkdir(parents=True)
+    for i in range(30):
+        path = folder / f"bonn_000000_{i:06d}_leftImg8bit.png"
+        Image.fromarray(np.zeros((8, 16, 3), np.uint8)).save(path)
+    if not as_zip:
+        bomb_png(folder / "bonn_000000_000007_leftImg8bit.png")
+        return
+    with zipfile.ZipFile(w.tmp / "cs.zip", "w", zipfile.ZIP_STORED) as z:
+        for p in sorted(folder.iterdir()):
+            z.write(p, p.relative_to(w.tmp / "cs").as_posix())
+    raw = bytearray((w.tmp / "cs.zip").read_bytes())
+    with zipfile.ZipFile(w.tmp / "cs.zip") as z:
+        info = z.getinfo("leftImg8bit_sequence/test/bonn/bonn_000000_000007_leftImg8bit.png")
+    raw[info.header_offset + 8:info.header_offset + 10] = (9).to_bytes(2, "little")
+    central = raw.rfind(b"PK\x01\x02", 0, raw.rfind(info.filename.encode()))
+    raw[central + 10:central + 12] = (9).to_bytes(2, "little")
+    (w.tmp / "cs.zip").write_bytes(bytes(raw))
 
 
 def _gif(path: Path, frames: np.ndarray, duration: int) -> Path:
@@ -1047,3 +1083,20 @@ def test_the_activation_estimate_extrapolates_exactly() -> None:
     model.train()
     whole = _saved_bytes(model, cfg, 3, 4)
     assert whole > 0 and training_activations(cfg, torch.device("cpu")) == whole
+
+
+def test_long_commands_log_progress_lines_off_a_terminal(world: World, tmp_path: Path,
+                                                         monkeypatch, capsys) -> None:
+    """With stderr not a terminal (captured here), training and evaluation print progress
+    lines instead of staying silent: one at the start, every HVRNN_PROGRESS_SECONDS and one at
+    the end."""
+    monkeypatch.setenv("HVRNN_PROGRESS_SECONDS", "0")
+    w = World(**{**world.__dict__, "tmp": tmp_path})
+    assert main(train_argv(w)) == 0
+    err = capsys.readouterr().err
+    steps = [ln for ln in err.splitlines() if ln.startswith("train:")]
+    assert len(steps) >= 2 and "2/2" in steps[-1] and "\r" not in err, err
+    assert main(eval_ckpt_argv(w, ckpt=tmp_path / "run")) == 0
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if "seq" in ln and "%|" in ln]
+    assert len(lines) >= 2 and "100%" in lines[-1] and lines[-1] != lines[-2], err

@@ -53,12 +53,17 @@ def progress_seconds() -> float:
 
 
 class _Lines:
-    """A file for tqdm that turns its in-place updates (``\\r...``) into whole lines."""
+    """A file for tqdm that turns its in-place updates (``\\r...``) into whole lines (a line
+    the same as the one before, as the bar's closing refresh, is not repeated)."""
+
+    def __init__(self) -> None:
+        self.last = ""
 
     def write(self, text: str) -> None:
         text = text.replace("\r", "").strip()
-        if text:
+        if text and text != self.last:
             sys.stderr.write(text + "\n")
+            self.last = text
 
     def flush(self) -> None:
         sys.stderr.flush()

@@ -36,6 +36,7 @@ from hvrnn.data.base import register_prepared
 from hvrnn.data.manifest import ArrayWriter, begin_preparation, command_args
 from hvrnn.data.transforms import center_square, resize_frames
 from hvrnn.errors import DataError
+from hvrnn.io.npy import ZIP_READ_ERRORS
 from hvrnn.log import progress
 
 FRAMES = 30
@@ -83,7 +84,12 @@ def _read_snippet(args: tuple[str, list[str], int]) -> np.ndarray:
     frames = []
     zf = _open_zip(src) if root.is_file() else None
     for name in names:
-        data = zf.read(name) if zf is not None else (root / name).read_bytes()
+        try:
+            data = zf.read(name) if zf is not None else (root / name).read_bytes()
+        except ZIP_READ_ERRORS as exc:  # a damaged member, an unsupported compression method
+            if isinstance(exc, OSError) and exc.errno is not None and zf is None:
+                raise
+            raise DataError(f"cannot read '{src}:{name}': {exc}") from None
         img = read_image(io.BytesIO(data), f"{src}:{name}", DataError)
         frame = center_square(img[None])
         frames.append(resize_frames(frame, size, antialias=False)[0])
