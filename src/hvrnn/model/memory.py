@@ -87,7 +87,7 @@ def check_memory(cfg: ModelConfig, device: torch.device, training: bool,
         raise ResourceError(f"{what}; the {device.type} device has {_gb(total)} in all",
                             hint="choose a smaller train.batch_size or smaller model settings "
                                  "(model.base_channels, model.max_channels, ...), or set "
-                                 "model.activation_checkpointing=true")
+                                 "model.activation_checkpointing=all")
     free = available_memory(device)
     if activations and free is not None and need > free:
         warnings.warn(f"{what}; the {device.type} device has only {_gb(free)} available now",
