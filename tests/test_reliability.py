@@ -870,6 +870,14 @@ def _env() -> dict[str, str]:
                                            os.environ.get("PYTHONPATH", "")])}
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT as in a terminal. A suite started in the background (``make test
+    &``) inherits SIGINT ignored, and Python then leaves it ignored."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 # A command whose writer (or download) stops once it has begun, until a signal comes.
 _STALLED = """
 import os, sys, time
@@ -910,7 +918,8 @@ def test_a_signal_stops_a_command_with_nothing_left(command: str, signum: int, w
            "TEST_PROTOCOL": TEST_PROTOCOL}
     before = fingerprint(world.shared, tmp_path)
     proc = subprocess.Popen([sys.executable, "-c", _STALLED, *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_default_sigint)
     try:
         while (line := proc.stdout.readline()) and line.strip() != "begun":
             pass
@@ -944,7 +953,7 @@ def test_a_signal_to_the_process_group_saves_a_run_with_loader_workers(
                       "train.image_every=0")
     proc = subprocess.Popen([sys.executable, "-m", "hvrnn.cli", *argv], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=_env(),
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_default_sigint)
     log = tmp_path / "run" / "metrics.jsonl"
     try:
         deadline = time.monotonic() + 240
@@ -1055,7 +1064,7 @@ def test_resume_keeps_the_runs_own_settings_and_says_so(world: World, tmp_path: 
     capsys.readouterr()
     assert main([*argv, "--resume"]) == 0  # no max_steps given: the run's 2, nothing to do
     err = capsys.readouterr().err
-    assert "train.max_steps=2 (CONFIG: 1500)" in err, err
+    assert "continuing from step 2" in err and "train.max_steps=2," in err, err
     log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text()
            .splitlines()]
     assert max(r["step"] for r in log) == 2
@@ -1088,8 +1097,7 @@ def test_the_activation_estimate_extrapolates_exactly() -> None:
 def test_long_commands_log_progress_lines_off_a_terminal(world: World, tmp_path: Path,
                                                          monkeypatch, capsys) -> None:
     """With stderr not a terminal (captured here), training and evaluation print progress
-    lines instead of staying silent: one at the start, every HVRNN_PROGRESS_SECONDS and one at
-    the end."""
+    lines instead of staying silent: every HVRNN_PROGRESS_SECONDS and one at the end."""
     monkeypatch.setenv("HVRNN_PROGRESS_SECONDS", "0")
     w = World(**{**world.__dict__, "tmp": tmp_path})
     assert main(train_argv(w)) == 0

@@ -53,15 +53,19 @@ def progress_seconds() -> float:
 
 
 class _Lines:
-    """A file for tqdm that turns its in-place updates (``\\r...``) into whole lines (a line
-    the same as the one before, as the bar's closing refresh, is not repeated)."""
+    """A file for tqdm that turns its in-place updates (``\\r...``) into whole lines, from
+    ``seconds`` after its start on (short work stays quiet); a line the same as the one before,
+    as the bar's closing refresh, is not repeated."""
 
-    def __init__(self) -> None:
-        self.last = ""
+    def __init__(self, seconds: float) -> None:
+        import time
+
+        self.last, self.start, self.seconds, self.clock = "", time.monotonic(), seconds, \
+            time.monotonic
 
     def write(self, text: str) -> None:
         text = text.replace("\r", "").strip()
-        if text and text != self.last:
+        if text and text != self.last and self.clock() - self.start >= self.seconds:
             sys.stderr.write(text + "\n")
             self.last = text
 
@@ -72,8 +76,9 @@ class _Lines:
 def progress(iterable: Any = None, *, total: float | None = None, desc: str = "",
              unit: str = "it", enabled: bool | None = None, **kwargs: Any) -> Any:
     """A progress bar on stderr (a ``tqdm``): drawn in place on a terminal; elsewhere (a log
-    file, a pipe, a batch job) one line at the start, every :func:`progress_seconds` seconds
-    and at the end, so that long work is never silent. ``enabled=False`` hides it, ``True``
+    file, a pipe, a batch job) one line every :func:`progress_seconds` seconds and one at the
+    end, once the work has lasted that long, so that long work is never silent (and short work
+    prints nothing). ``enabled=False`` hides it, ``True``
     shows it even where output is not a terminal (``None``: shown in either form)."""
     from tqdm import tqdm
 
@@ -85,6 +90,6 @@ def progress(iterable: Any = None, *, total: float | None = None, desc: str = ""
     seconds = progress_seconds()
     kwargs.pop("dynamic_ncols", None)
     kwargs.pop("leave", None)
-    return tqdm(iterable, total=total, desc=desc, unit=unit, file=_Lines(), ascii=True,
+    return tqdm(iterable, total=total, desc=desc, unit=unit, file=_Lines(seconds), ascii=True,
                 ncols=100, mininterval=seconds, maxinterval=max(seconds, 0.1), miniters=1,
                 **kwargs)

@@ -22,16 +22,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _resumed(run_dir: Path, cfg: Any, overrides: list[str]) -> Any:
-    """The run's own config with the command line's overrides; says what it continues with."""
-    from hvrnn.log import logger
+    """The run's own config with the command line's overrides (the run says what it
+    continues with once it holds the run directory)."""
     from hvrnn.training.rundir import resumed_config
 
-    resumed, kept = resumed_config(run_dir, cfg, overrides)
-    shown = ", ".join(f"{k}={a!r} (CONFIG: {b!r})" for k, a, b in kept)
-    logger.info(f"resuming '{run_dir}' with its own settings, train.max_steps="
-                f"{resumed.train.max_steps}" + (f"; kept from the run: {shown}" if shown else "")
-                + "; override any on the command line (key=value)")
-    return resumed
+    return resumed_config(run_dir, cfg, overrides)[0]
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:

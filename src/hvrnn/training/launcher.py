@@ -175,8 +175,10 @@ def _run(cfg: ExperimentConfig, dist: DistInfo, folder: RunDirectory, resume: bo
     if last is not None:
         state.restore(last, cfg, dist)
         if dist.is_main:
-            logger.info(f"continuing from step {state.step} ('{last}') to train.max_steps="
-                        f"{cfg.train.max_steps}")
+            logger.info(f"continuing from step {state.step} ('{last}') with the run's "
+                        f"settings (config.yaml; key=value overrides them): train.max_steps="
+                        f"{cfg.train.max_steps}, train.batch_size={cfg.train.batch_size}, "
+                        f"data.root={cfg.data.root}")
     forward = wrap_for_training(state.model, cfg, dist)
     tc = cfg.train
     plan = BatchPlan(train_set, tc.batch_size, tc.seed, dist.world_size, dist.rank)
