@@ -56,3 +56,10 @@ def test_sample_and_evaluate_name_a_checkpoint_alike(tmp_path) -> None:
     last = run / "checkpoints" / "last.pt"
     assert default_sample_folder(run, last) == run / "samples" / "step_00000007"
     assert default_eval_folder(run, last, p).parent == run / "eval" / "step_00000007"
+
+
+def test_a_default_of_zero_is_shown() -> None:
+    """0 is a value (a seed), not "off": its default is said."""
+    sample = dict(_parsers())["sample"].format_help()
+    seed = next(p for p in re.split(r"\n  (?=-)", sample) if p.startswith("--seed"))
+    assert "(default: 0)" in seed, seed

@@ -22,8 +22,9 @@ class Formatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
-        if action.default in (None, False, argparse.SUPPRESS) or "default" in text.lower() \
-                or "%(default)" in text:
+        unset = action.default is None or action.default is False \
+            or action.default == argparse.SUPPRESS  # (0 is a default to show, not "off")
+        if unset or "default" in text.lower():
             return text
         return super()._get_help_string(action)
 
