@@ -51,3 +51,19 @@ def test_documented_commands_and_links_exist():
     for link in re.findall(r"\]\(([^)#]+)\)", README):
         assert (ROOT / link).exists(), link
     assert "DEMO_" not in README, "results placeholders left in the README"
+
+
+def test_parameter_counts_agree_with_the_presets():
+    """Every "(`a`, `b`, ..., lo-hi M parameters" and "`p` (x M parameters" of the README
+    agrees with ``hvrnn info --presets`` (to the rounding shown)."""
+    from hvrnn.info import presets_info
+
+    counts = {r["preset"]: r["parameters"] for r in presets_info()}
+    text = " ".join(README.split())
+    ranges = re.findall(r"\(((?:`\w+`, )+`\w+`)[^()]*?(\d+)-(\d+) M parameters", text)
+    assert ranges, "the README states the full-size models' sizes"
+    for names, lo, hi in ranges:
+        sizes = [counts[n.strip("`")] / 1e6 for n in names.split(", ")]
+        assert round(min(sizes)) == int(lo) and round(max(sizes)) == int(hi), (names, sizes)
+    for name, size in re.findall(r"`pretrained:(\w+)` \(([\d.]+) M parameters", text):
+        assert round(counts[name] / 1e6, 1) == float(size), name

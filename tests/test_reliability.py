@@ -457,7 +457,293 @@ CASES = [
          ("--frobnicate",)),
     Case("resume-a-missing-run", lambda w: train_argv(w, "--resume", run="none"),
          ("does not exist",)),
+    # -- third round: empty inputs, refused before any work
+    Case("videos-npy-no-clips", lambda w: ["data", "videos", str(w.tmp / "e.npy"), "--out",
+                                           str(w.tmp / "new")],
+         ("e.npy", "(0, 5, 16, 16, 3)"),
+         lambda w, mp: np.save(w.tmp / "e.npy", np.zeros((0, 5, 16, 16, 3), np.uint8))),
+    Case("videos-npy-no-frames", lambda w: ["data", "videos", str(w.tmp / "e.npy"), "--out",
+                                            str(w.tmp / "new")],
+         ("e.npy", "(3, 0, 16, 16, 3)"),
+         lambda w, mp: np.save(w.tmp / "e.npy", np.zeros((3, 0, 16, 16, 3), np.uint8))),
+    Case("kth-no-person-1-25", lambda w: ["data", "kth", str(w.tmp / "kth"), "--out",
+                                          str(w.tmp / "new")],
+         ("kth", "persons 1-25"), lambda w, mp: _kth_persons(w)),
+    Case("predictions-no-sequences", lambda w: preds_argv(w, w.tmp / "p.npz"),
+         ("p.npz", "empty", "(0, 2, 10, 32, 32, 1)"),
+         lambda w, mp: np.savez(w.tmp / "p.npz",
+                                samples=np.zeros((0, 2, 10, 32, 32, 1), np.uint8))),
+    Case("predictions-no-samples", lambda w: preds_argv(w, w.tmp / "p.npz"),
+         ("p.npz", "empty"),
+         lambda w, mp: np.savez(w.tmp / "p.npz",
+                                samples=np.zeros((3, 0, 10, 32, 32, 1), np.uint8))),
+    Case("targets-no-clips", lambda w: eval_preds_argv(w, "--targets", str(w.tmp / "t.npz")),
+         ("t.npz", "empty"),
+         lambda w, mp: np.savez(w.tmp / "t.npz", videos=np.zeros((0, 12, 32, 32, 1), np.uint8))),
+    Case("targets-npy-no-frames", lambda w: eval_preds_argv(w, "--targets", str(w.tmp / "t.npy")),
+         ("t.npy", "empty"),
+         lambda w, mp: np.save(w.tmp / "t.npy", np.zeros((3, 0, 32, 32, 1), np.uint8))),
+    Case("targets-npy-wrong-shape",
+         lambda w: eval_preds_argv(w, "--targets", str(w.tmp / "t.npy")),
+         ("targets", "(3, 5, 32, 32, 1)"),
+         lambda w, mp: np.save(w.tmp / "t.npy", np.zeros((3, 5, 32, 32, 1), np.uint8))),
+    Case("context-no-clips", lambda w: sample_argv(w, "--context", str(w.tmp / "c.npy")),
+         ("c.npy", "empty"),
+         lambda w, mp: np.save(w.tmp / "c.npy", np.zeros((0, 4, 16, 16, 1), np.uint8))),
+    Case("context-npz-zero-width", lambda w: sample_argv(w, "--context", str(w.tmp / "c.npz")),
+         ("c.npz", "empty"),
+         lambda w, mp: np.savez(w.tmp / "c.npz", context=np.zeros((2, 4, 16, 0, 1), np.uint8))),
+    Case("png-folder-without-sample-folders", lambda w: preds_argv(w, w.tmp / "pf"),
+         ("0000", "no sample folders"), lambda w, mp: _png_folder_without_samples(w)),
+    # -- damaged or foreign inputs
+    Case("predictions-unsupported-compression", lambda w: preds_argv(w, w.tmp / "p.npz"),
+         ("p.npz", "compression"), lambda w, mp: unsupported_compression(
+             w, "p.npz", samples=np.zeros((3, 2, 10, 32, 32, 1), np.uint8))),
+    Case("targets-unsupported-compression",
+         lambda w: eval_preds_argv(w, "--targets", str(w.tmp / "t.npz")),
+         ("t.npz", "compression"), lambda w, mp: unsupported_compression(
+             w, "t.npz", videos=np.zeros((3, 12, 32, 32, 1), np.uint8))),
+    Case("context-unsupported-compression",
+         lambda w: sample_argv(w, "--context", str(w.tmp / "c.npz")),
+         ("c.npz", "compression"), lambda w, mp: unsupported_compression(
+             w, "c.npz", context=np.zeros((2, 4, 16, 16, 1), np.uint8))),
+    Case("compare-metrics-json-a-list",
+         lambda w: ["compare", str(w.tmp / "evf"), "--protocol", TEST_PROTOCOL, "--out",
+                    str(w.tmp / "cmp")],
+         ("evf/metrics.json", "not the metrics.json"), lambda w, mp: _metrics_json(w, b"[]")),
+    Case("compare-metrics-json-no-metrics",
+         lambda w: ["compare", str(w.tmp / "evf"), "--protocol", TEST_PROTOCOL, "--out",
+                    str(w.tmp / "cmp")],
+         ("evf/metrics.json",), lambda w, mp: _metrics_json(w, b'{"protocol_id": 3}')),
+    Case("bair-tar-gz-cut", lambda w: ["data", "bair", str(w.tmp / "b.tar.gz"), "--out",
+                                       str(w.tmp / "bair-out")],
+         ("b.tar.gz",), lambda w, mp: _cut_tar_gz(w)),
+    Case("bair-tfrecord-links-to-a-folder",
+         lambda w: ["data", "bair", str(w.tmp / "bair"), "--out", str(w.tmp / "bair-out")],
+         ("traj_0_to_255.tfrecords",), lambda w, mp: _symlinked_tfrecord(w)),
+    Case("resume-config-a-list", lambda w: train_argv(w, "--resume", run="r"),
+         ("config.yaml", "list"), lambda w, mp: _run_with_config(w, b"- a\n- b\n")),
+    Case("resume-config-a-number", lambda w: train_argv(w, "--resume", run="r"),
+         ("config.yaml", "int"), lambda w, mp: _run_with_config(w, b"3\n")),
+    Case("videos-frame-bomb", lambda w: ["data", "videos", str(w.tmp / "vids"), "--out",
+                                         str(w.tmp / "new")],
+         ("0000.png", "too large"), lambda w, mp: bomb_png(w.tmp / "vids" / "a" / "0000.png")),
+    Case("cityscapes-frame-bomb", lambda w: ["data", "cityscapes", str(w.tmp / "cs"), "--out",
+                                             str(w.tmp / "new"), "--size", "8"],
+         ("bonn_000000_000007_leftImg8bit.png", "too large"),
+         lambda w, mp: _cityscapes_with_a_bomb(w)),
+    Case("cityscapes-zip-unsupported-compression",
+         lambda w: ["data", "cityscapes", str(w.tmp / "cs.zip"), "--out", str(w.tmp / "new"),
+                    "--size", "8"],
+         ("bonn_000000_000007_leftImg8bit.png", "compression"),
+         lambda w, mp: _cityscapes_with_a_bomb(w, as_zip=True)),
+    Case("predictions-png-bomb", lambda w: preds_argv(w, w.tmp / "pf"),
+         ("0000.png", "too large"), lambda w, mp: _png_folder_with_a_bomb(w)),
+    Case("compare-over-an-earlier-evaluation",
+         lambda w: [*cmp_argv(w, w.tmp / "zeros.npz"), "--labels", "a"],
+         ("evaluations/a", "per_frame.csv", "--force"),
+         lambda w, mp: _earlier_evaluation_of(w, "a")),
+    Case("compare-entries-of-other-frame-sizes", lambda w: cmp_argv(w, w.tmp / "evf"),
+         ("evf/predictions.npz", "(4, 2, 3, 8, 8, 1)"),
+         lambda w, mp: _evaluation_with_other_frames(w)),
+    # -- an error found after the run directory would have been made leaves it as it was
+    Case("train-init-from-other-model", lambda w: train_argv(
+        w, f"train.init_from={w.run}", "model.base_channels=16", "model.max_channels=32"),
+         ("train.init_from", "do not fit")),
+    Case("train-init-from-other-model-into-an-empty-folder", lambda w: train_argv(
+        w, f"train.init_from={w.run}", "model.base_channels=16", "model.max_channels=32"),
+         ("train.init_from", "do not fit"), lambda w, mp: (w.tmp / "run").mkdir()),
+    # -- the memory a training step needs: weights, optimiser state and activations
+    Case("train-smmnist64-on-a-23-gb-machine",
+         lambda w: ["train", "smmnist64", "--run-dir", str(w.tmp / "run"), "train.max_steps=2"],
+         ("24.9 GB", "21.6 GB of activations", "train.batch_size=16", "23.0 GB in all"),
+         lambda w, mp: mp.setattr("hvrnn.model.memory.device_memory", lambda d: 23_000_000_000)),
+    Case("gif-predictions-short", lambda w: preds_argv(w, w.tmp / "gifs"),
+         ("0000_0000.gif", "5 frames"), lambda w, mp: _short_gifs(w)),
 ]
+
+
+def preds_argv(w: World, path: Path, *extra: str) -> list[str]:
+    """``evaluate --predictions PATH`` with the shared targets (REAL_PROTOCOL)."""
+    return ["evaluate", "--predictions", str(path), "--protocol", REAL_PROTOCOL, "--targets",
+            str(w.targets), "--no-lpips", "--no-fvd", "--out", str(w.tmp / "ev"), *extra]
+
+
+def unsupported_compression(w: World, name: str, **arrays: np.ndarray) -> Path:
+    """An ``.npz`` whose members say they are compressed with deflate64 (method 9), which
+    Python's zipfile cannot read."""
+    import zipfile
+
+    p = w.tmp / name
+    np.savez(p, **arrays)  # stored members
+    raw = bytearray(p.read_bytes())
+    with zipfile.ZipFile(p) as z:
+        infos = z.infolist()
+    for info in infos:  # the local header's method field, then the central directory's
+        raw[info.header_offset + 8:info.header_offset + 10] = (9).to_bytes(2, "little")
+    central = raw.find(b"PK\x01\x02")
+    while central >= 0:
+        raw[central + 10:central + 12] = (9).to_bytes(2, "little")
+        central = raw.find(b"PK\x01\x02", central + 4)
+    p.write_bytes(bytes(raw))
+    return p
+
+
+def bomb_png(path: Path, side: int = 100_000) -> Path:
+    """A small PNG whose header declares ``side`` x ``side`` RGB pixels (PIL refuses to decode
+    more than twice its ``MAX_IMAGE_PIXELS``)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data))
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8,
+                                                                    2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    return path
+
+
+def _cut_tar_gz(w: World) -> Path:
+    import io
+    import tarfile
+
+    data = os.urandom(200_000)  # incompressible: the cut falls inside the member
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("softmotion30_44k/test/traj_0_to_255.tfrecords")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return file(w, "b.tar.gz", buf.getvalue()[:120_000])
+
+
+def _symlinked_tfrecord(w: World) -> None:
+    folder = w.tmp / "bair" / "softmotion30_44k" / "test"
+    folder.mkdir(parents=True)
+    (w.tmp / "adir").mkdir()
+    (folder / "traj_0_to_255.tfrecords").symlink_to(w.tmp / "adir")
+
+
+def _run_with_config(w: World, text: bytes) -> None:
+    import shutil
+
+    shutil.copytree(w.run, w.tmp / "r")
+    (w.tmp / "r" / "config.yaml").write_bytes(text)
+
+
+def _png_folder_without_samples(w: World) -> None:
+    from PIL import Image
+
+    for seq in range(3):
+        ctx = w.tmp / "pf" / f"{seq:04d}" / "ctx"
+        ctx.mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(np.zeros((32, 32), np.uint8)).save(ctx / f"{i:04d}.png")
+
+
+def _png_folder_with_a_bomb(w: World) -> None:
+    """3 sequences x 1 sample x 10 frames; frame 0 of sequence 0 is a decompression bomb."""
+    from PIL import Image
+
+    for seq in range(3):
+        folder = w.tmp / "pf" / f"{seq:04d}" / "0000"
+        folder.mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(np.zeros((32, 32), np.uint8)).save(folder / f"{i:04d}.png")
+    bomb_png(w.tmp / "pf" / "0000" / "0000" / "0000.png")
+
+
+def _cityscapes_with_a_bomb(w: World, as_zip: bool = False) -> None:
+    """One 30-frame test snippet of 8 x 16 frames; frame 7 is a decompression bomb (or, in a
+    zip, a member compressed with deflate64)."""
+    import zipfile
+
+    from PIL import Image
+
+    folder = w.tmp / "cs" / "leftImg8bit_sequence" / "test" / "bonn"
+    folder.mkdir(parents=True)
+    for i in range(30):
+        path = folder / f"bonn_000000_{i:06d}_leftImg8bit.png"
+        Image.fromarray(np.zeros((8, 16, 3), np.uint8)).save(path)
+    if not as_zip:
+        bomb_png(folder / "bonn_000000_000007_leftImg8bit.png")
+        return
+    with zipfile.ZipFile(w.tmp / "cs.zip", "w", zipfile.ZIP_STORED) as z:
+        for p in sorted(folder.iterdir()):
+            z.write(p, p.relative_to(w.tmp / "cs").as_posix())
+    raw = bytearray((w.tmp / "cs.zip").read_bytes())
+    with zipfile.ZipFile(w.tmp / "cs.zip") as z:
+        info = z.getinfo("leftImg8bit_sequence/test/bonn/bonn_000000_000007_leftImg8bit.png")
+    raw[info.header_offset + 8:info.header_offset + 10] = (9).to_bytes(2, "little")
+    central = raw.rfind(b"PK\x01\x02", 0, raw.rfind(info.filename.encode()))
+    raw[central + 10:central + 12] = (9).to_bytes(2, "little")
+    (w.tmp / "cs.zip").write_bytes(bytes(raw))
+
+
+def _gif(path: Path, frames: np.ndarray, duration: int) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=duration, loop=0)
+    return path
+
+
+def _short_gifs(w: World) -> None:
+    """3 sequences x 2 samples of GIFs holding 5 different frames of 100 ms each: half the 10
+    predicted frames (REAL_PROTOCOL); no frame was merged, nothing may be repeated."""
+    rng = np.random.default_rng(3)
+    for i in range(3):
+        for j in range(2):
+            frames = rng.integers(0, 256, (5, 32, 32), dtype=np.uint8)
+            _gif(w.tmp / "gifs" / f"{i:04d}_{j:04d}.gif", frames, 100)
+
+
+def _kth_persons(w: World) -> None:
+    folder = w.tmp / "kth" / "boxing"
+    folder.mkdir(parents=True)
+    file(w, "kth/boxing/person99_boxing_d1_uncomp.avi", b"never decoded")
+    file(w, "kth/boxing/person00_boxing_d2_uncomp.avi", b"never decoded")
+
+
+def _metrics_json(w: World, text: bytes) -> None:
+    (w.tmp / "evf").mkdir()
+    file(w, "evf/metrics.json", text)
+
+
+def tp_preds(w: World, name: str, value: int, size: int = 16) -> Path:
+    """Predictions for TEST_PROTOCOL (4 sequences, 2 samples, 3 frames) all ``value``."""
+    path = w.tmp / name
+    np.savez(path, samples=np.full((4, 2, 3, size, size, 1), value, np.uint8))
+    return path
+
+
+def cmp_argv(w: World, *entries: str | Path, out: str = "cmp") -> list[str]:
+    return ["compare", *map(str, entries), "--protocol", TEST_PROTOCOL, "--no-lpips", "--no-fvd",
+            "--out", str(w.tmp / out)]
+
+
+def _earlier_evaluation_of(w: World, label: str) -> None:
+    """``cmp/evaluations/<label>`` holds the per-frame file of an earlier evaluation of
+    something else under that label."""
+    tp_preds(w, "zeros.npz", 0)
+    folder = w.tmp / "cmp" / "evaluations" / label
+    folder.mkdir(parents=True)
+    file(w, f"cmp/evaluations/{label}/per_frame.csv", b"frame,psnr\n3,1.0\n")
+
+
+def _evaluation_with_other_frames(w: World) -> None:
+    """An evaluation folder whose metrics.json is an evaluation under TEST_PROTOCOL but whose
+    predictions.npz holds 8 x 8 frames (replaced after the evaluation)."""
+    assert main(["evaluate", "--predictions", str(tp_preds(w, "p.npz", 0)), "--protocol",
+                 TEST_PROTOCOL, "--no-lpips", "--no-fvd", "--out", str(w.tmp / "evf")]) == 0
+    np.savez(w.tmp / "evf" / "predictions.npz",
+             samples=np.zeros((4, 2, 3, 8, 8, 1), np.uint8))
+    metrics = json.loads((w.tmp / "evf" / "metrics.json").read_text())
+    metrics["predictions_file"] = str(w.tmp / "evf" / "predictions.npz")
+    (w.tmp / "evf" / "metrics.json").write_text(json.dumps(metrics))
 
 
 def _damage_digits(w: World) -> None:
@@ -530,6 +816,27 @@ def test_bad_input_or_fault_is_one_error_line(case: Case, world: World, tmp_path
         case.check(w, errors[0])
 
 
+def test_compare_labels_name_distinct_folders(world: World, tmp_path: Path, capsys) -> None:
+    """Labels that would share or leave the evaluations folder (``a/b`` and ``a_b``, ``..``)
+    each get their own folder, and each label its own entry's metrics."""
+    w = World(**{**world.__dict__, "tmp": tmp_path})
+    zeros, white = tp_preds(w, "zeros.npz", 0), tp_preds(w, "white.npz", 255)
+    for labels in (["a/b", "a_b"], ["..", "."]):
+        out = tmp_path / labels[0].replace("/", "-").replace(".", "dot")
+        assert main([*cmp_argv(w, zeros, white, out=out.name), "--labels", *labels]) == 0
+        summary = json.loads((out / "compare.json").read_text())
+        folders = [Path(e["metrics"]).parent for e in summary["entries"]]
+        assert [e["label"] for e in summary["entries"]] == labels
+        assert len(set(folders)) == 2 and all(f.parent == out / "evaluations" for f in folders)
+        for entry, source in zip(summary["entries"], (zeros, white), strict=True):
+            metrics = json.loads(Path(entry["metrics"]).read_text())
+            from hvrnn.io.files import sha256_file
+
+            assert metrics["predictions_sha256"] == sha256_file(source)
+        assert sorted(p.name for p in tmp_path.rglob(".hvrnn.lock")) == []
+    capsys.readouterr()
+
+
 def test_the_table_holds_at_least_sixty_cases() -> None:
     assert len(CASES) >= 60 and len({c.id for c in CASES}) == len(CASES)
 
@@ -555,6 +862,118 @@ def test_in_a_real_process(argv: Callable, needle: str, world: World, tmp_path: 
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert len([ln for ln in lines if ln.startswith("error: ")]) == 1 and needle in lines[-1]
     assert fingerprint(world.shared, tmp_path) == before
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent.parent / "src"),
+                                           os.environ.get("PYTHONPATH", "")])}
+
+
+def _default_sigint() -> None:
+    """In the child: SIGINT as in a terminal. A suite started in the background (``make test
+    &``) inherits SIGINT ignored, and Python then leaves it ignored."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+# A command whose writer (or download) stops once it has begun, until a signal comes.
+_STALLED = """
+import os, sys, time
+import hvrnn.io.npy as npy
+from hvrnn.evaluation.protocols import PROTOCOLS, Protocol
+name = os.environ["TEST_PROTOCOL"]
+PROTOCOLS[name] = Protocol(name, "smmnist", 16, 1, 2, 3, 2, max_sequences=4,
+                           data_root=os.environ["TEST_DATA"])
+import hvrnn.weights as weights
+real = npy.NpyWriter.write
+def stalled(self, block):
+    real(self, block)
+    print("begun", flush=True)
+    time.sleep(120)
+def download(url, part, *args, **kwargs):
+    part.write_bytes(b"partial")
+    print("begun", flush=True)
+    time.sleep(120)
+npy.NpyWriter.write = stalled
+weights._download = download
+from hvrnn.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("signum", [2, 15], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("command", ["evaluate", "weights-fetch"])
+def test_a_signal_stops_a_command_with_nothing_left(command: str, signum: int, world: World,
+                                                    tmp_path: Path) -> None:
+    """SIGINT and SIGTERM alike, mid-write: exit 130, one line, no traceback; an evaluation
+    leaves no temporary file, no lock and no folder (a download keeps its ``.part`` to resume,
+    docs/reliability.md)."""
+    import signal
+
+    w = World(**{**world.__dict__, "tmp": tmp_path})
+    argv = eval_ckpt_argv(w) if command == "evaluate" else ["weights", "fetch", "alexnet"]
+    env = {**_env(), "HVRNN_CACHE": str(tmp_path / "cache"), "TEST_DATA": str(world.data),
+           "TEST_PROTOCOL": TEST_PROTOCOL}
+    before = fingerprint(world.shared, tmp_path)
+    proc = subprocess.Popen([sys.executable, "-c", _STALLED, *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_default_sigint)
+    try:
+        while (line := proc.stdout.readline()) and line.strip() != "begun":
+            pass
+        assert line.strip() == "begun", proc.stderr.read()
+        proc.send_signal(signal.Signals(signum))
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert [ln for ln in lines if ln.startswith("error: ")] == [lines[-1]], err
+    if command == "evaluate":
+        assert fingerprint(world.shared, tmp_path) == before
+    else:
+        left = [p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+        assert all(name.endswith(".part") for name in left), left
+
+
+@pytest.mark.parametrize("signum", [2, 15], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_to_the_process_group_saves_a_run_with_loader_workers(
+        signum: int, world: World, tmp_path: Path) -> None:
+    """``timeout 40 hvrnn train ... data.num_workers=2`` and Ctrl-C in a terminal signal every
+    process of the group, the data-loader workers too: the run still saves a checkpoint of
+    its last step and records ``interrupted``."""
+    import signal
+    import time
+
+    w = World(**{**world.__dict__, "tmp": tmp_path})
+    argv = train_argv(w, "train.max_steps=100000", "data.num_workers=2", "train.log_every=1",
+                      "train.checkpoint_every=100000", "train.val_every=0",
+                      "train.image_every=0")
+    proc = subprocess.Popen([sys.executable, "-m", "hvrnn.cli", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_env(),
+                            start_new_session=True, preexec_fn=_default_sigint)
+    log = tmp_path / "run" / "metrics.jsonl"
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            if log.is_file() and '"kind": "train"' in log.read_text():
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.communicate()[1]
+        os.killpg(proc.pid, signal.Signals(signum))
+        _, err = proc.communicate(timeout=240)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    end = json.loads(log.read_text().splitlines()[-1])
+    assert end["kind"] == "end" and end["status"] == "interrupted", end
+    saved = ck.read_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert saved["step"] == end["step"] >= 1
 
 
 def test_a_closed_stdout_stops_the_command_quietly() -> None:
@@ -632,3 +1051,60 @@ def test_a_file_system_error_without_a_path_is_a_bug() -> None:
     assert code == EXIT_USER_ERROR and line == "cannot access 'a/b.npz': No such file or directory"
     code, line = user_error_line(OSError(errno.ENOSPC, "No space left on device"))
     assert code == EXIT_USER_ERROR and line.startswith("cannot write: No space left on device")
+
+
+def test_resume_keeps_the_runs_own_settings_and_says_so(world: World, tmp_path: Path,
+                                                        capsys) -> None:
+    """A run started with ``train.max_steps=3`` resumed with the bare preset continues to 3
+    steps (not the preset's), says so, and an override on the command line wins."""
+    w = World(**{**world.__dict__, "tmp": tmp_path})
+    overrides = [o for o in _overrides(w) if not o.startswith("train.max_steps")]
+    argv = ["train", "tiny", *overrides, "--run-dir", str(tmp_path / "run")]
+    assert main([*argv, "train.max_steps=2"]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 0  # no max_steps given: the run's 2, nothing to do
+    err = capsys.readouterr().err
+    assert "continuing from step 2" in err and "train.max_steps=2," in err, err
+    log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text()
+           .splitlines()]
+    assert max(r["step"] for r in log) == 2
+    assert main([*argv, "--resume", "train.max_steps=3"]) == 0
+    err = capsys.readouterr().err
+    assert "continuing from step 2" in err and "train.max_steps=3" in err, err
+    log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text()
+           .splitlines()]
+    assert max(r["step"] for r in log) == 3
+    # CONFIG that differs from the run on a model key is still refused.
+    assert main([*argv, "--resume", "model.n_z=5"]) == 2
+    assert "model.n_z" in capsys.readouterr().err
+
+
+def test_the_activation_estimate_extrapolates_exactly() -> None:
+    """The estimate from one and two predicted frames of one clip equals the bytes saved by a
+    whole batch (meta device, tiny model: 3 clips of 2 + 4 frames)."""
+    from hvrnn.config import load_config
+    from hvrnn.model import build_model
+    from hvrnn.model.memory import _saved_bytes, training_activations
+
+    cfg = load_config("tiny", ["train.batch_size=3", "data.n_pred=4", "data.image_size=16"])
+    with torch.device("meta"):
+        model = build_model(cfg.model)
+    model.train()
+    whole = _saved_bytes(model, cfg, 3, 4)
+    assert whole > 0 and training_activations(cfg, torch.device("cpu")) == whole
+
+
+def test_long_commands_log_progress_lines_off_a_terminal(world: World, tmp_path: Path,
+                                                         monkeypatch, capsys) -> None:
+    """With stderr not a terminal (captured here), training and evaluation print progress
+    lines instead of staying silent: every HVRNN_PROGRESS_SECONDS and one at the end."""
+    monkeypatch.setenv("HVRNN_PROGRESS_SECONDS", "0")
+    w = World(**{**world.__dict__, "tmp": tmp_path})
+    assert main(train_argv(w)) == 0
+    err = capsys.readouterr().err
+    steps = [ln for ln in err.splitlines() if ln.startswith("train:")]
+    assert len(steps) >= 2 and "2/2" in steps[-1] and "\r" not in err, err
+    assert main(eval_ckpt_argv(w, ckpt=tmp_path / "run")) == 0
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if "seq" in ln and "%|" in ln]
+    assert len(lines) >= 2 and "100%" in lines[-1] and lines[-1] != lines[-2], err

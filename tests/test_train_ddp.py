@@ -15,11 +15,20 @@ from hvrnn import train as tr
 
 TESTS = Path(__file__).parent
 
+# The runs compare gradients through the weights they move, so the update must be linear in
+# the gradient: plain SGD (with the same coupled weight decay) instead of Adam. Adam divides by
+# |grad|, which turns a gradient that is analytically zero (a bias before a GroupNorm) and
+# therefore pure rounding noise into a full step of either sign; how many such weights flip
+# depends on the CPU's convolution kernels (0.1% here, 1.8% on an AVX-512/AMX Xeon), so a
+# comparison after Adam holds on some CPUs only. Under SGD the rounding of a summation order
+# (one batch of 4 against two of 2 plus an all-reduce) moves a weight by lr x rounding.
 WORKER = textwrap.dedent("""
     import sys
     sys.path.insert(0, {tests!r})
     import torch
     torch.set_num_threads(1)
+    torch.optim.Adam = lambda params, lr, betas, weight_decay: torch.optim.SGD(
+        params, lr=lr, weight_decay=weight_decay)
     from conftest import FakeVideos, TINY_OVERRIDES
     from hvrnn.config import load_config
     from hvrnn.train import train
@@ -56,7 +65,7 @@ def _run(script: Path, run_dir: Path, overrides: list[str], world: int) -> None:
 def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER.format(tests=str(TESTS)))
-    common = ["train.max_steps=4", "train.checkpoint_every=4", "train.lr=0.0001"]
+    common = ["train.max_steps=4", "train.checkpoint_every=4", "train.lr=0.000001"]
     _run(script, tmp_path / "single", common + ["train.batch_size=4"], world=1)
     _run(script, tmp_path / "ddp", common + ["train.batch_size=2",
                                               "train.lr_scale_by_batch=false"], world=2)
@@ -74,15 +83,13 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path):
         ck.read_checkpoint(tmp_path / "single"))).state_dict()
     p1, p2, p3 = (ck.read_checkpoint(tmp_path / name)["model"]
                   for name in ("single", "ddp", "shuffled"))
-    d1, d2, d3 = (torch.cat([(p[k] - start[k]).flatten().float() for k in start])
+    d1, d2, d3 = (torch.cat([(p[k] - start[k]).flatten().double() for k in start])
                   for p in (p1, p2, p3))
     assert d1.norm() > 0
-    # Summation order differs (one batch of 4 vs two of 2 plus an all-reduce), so gradients
-    # agree to ~1e-7 relative. Adam divides by |grad|, which turns the few gradients that are
-    # pure rounding noise (analytically ~0) into full-size steps of either sign: allow those
-    # (well under 0.1% of the weights) and require everything else within 1e-5.
-    off = (d1 - d2).abs() > 1e-5
-    assert off.float().mean() < 1e-3, int(off.sum())
-    assert (d1 - d2).norm() / d1.norm() < 1e-2
+    # Float32 summation in another order: gradients agree to ~1e-6 relative. The float32
+    # weights (~0.1) hold each step (lr x grad, up to ~1e-3 here) to ~1e-8, ~1e-4 of the
+    # steps' norm (measured: 9.6e-5). Both well below 1e-3; other clips (the control) are
+    # ~1 away. lr is small because plain SGD on a per-clip NLL takes large steps, which would
+    # make the trajectories (not the gradients) drift apart.
+    assert (d1 - d2).norm() / d1.norm() < 1e-3, float((d1 - d2).norm() / d1.norm())
     assert (d1 - d3).norm() / d1.norm() > 0.1  # the comparison can fail
-    assert ((d1 - d3).abs() > 1e-5).float().mean() > 0.1

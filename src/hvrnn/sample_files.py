@@ -21,6 +21,7 @@ from hvrnn.distributed import resolve_device
 from hvrnn.errors import UserError, require
 from hvrnn.io.files import reading
 from hvrnn.io.frames import to_float, to_uint8
+from hvrnn.io.npy import check_not_empty
 from hvrnn.io.output import OutputFolder, put, put_bytes
 from hvrnn.outputs import default_output_base
 from hvrnn.sampling import sample
@@ -46,6 +47,7 @@ def read_context_file(path: str | Path, n_ctx: int, image_size: int, channels: i
     arrays = [("clips", clips)] + ([("truth", truth)] if truth is not None else [])
     out = []
     for name, arr in arrays:
+        check_not_empty(arr.shape, f"{name} in '{path}'")
         if arr.dtype != np.uint8:
             raise UserError(f"{name} in {str(path)!r} must be uint8, got {arr.dtype}")
         if arr.ndim == 4:
@@ -171,6 +173,15 @@ def _draw(model: Any, ctx: torch.Tensor, cfg: Any, horizon: int, n_samples: int,
     return to_uint8(torch.cat(chunks), what="the samples")
 
 
+def default_sample_folder(source: str | Path, ckpt_file: Path) -> Path:
+    """``samples/<checkpoint>`` in the run directory of ``source``, the checkpoint named as
+    ``hvrnn evaluate`` names it (:func:`hvrnn.checkpoint.checkpoint_tag`: ``step_<N>``, also
+    for ``last.pt``), so that the samples and the evaluation of one checkpoint share a name."""
+    from hvrnn.checkpoint import checkpoint_tag
+
+    return default_output_base(source) / "samples" / checkpoint_tag(ckpt_file)
+
+
 def write_samples(checkpoint: str | Path, out: str | Path | None = None, *,
                   context: str | Path | None = None, n_samples: int = 5, horizon: int = 0,
                   num_sequences: int = 4, seed: int = 0, temperature: float = 1.0,
@@ -183,7 +194,7 @@ def write_samples(checkpoint: str | Path, out: str | Path | None = None, *,
 
     Args:
         checkpoint: a checkpoint file, a run directory or ``pretrained:NAME``.
-        out: output folder (default ``<run dir>/samples/<checkpoint name>``).
+        out: output folder (default :func:`default_sample_folder`).
         context: ``.npy``/``.npz`` of uint8 clips (see :func:`read_context_file`); default the
             first ``num_sequences`` clips of the test split in ``data_root`` (default: the
             checkpoint config's ``data.root``).
@@ -212,8 +223,8 @@ def write_samples(checkpoint: str | Path, out: str | Path | None = None, *,
     else:
         ctx, truth = read_context_file(context, cfg.data.n_ctx, cfg.data.image_size,
                                        cfg.data.channels)
-    folder = OutputFolder(out if out is not None else
-                          default_output_base(checkpoint) / "samples" / path.stem, force=force)
+    folder = OutputFolder(out if out is not None else default_sample_folder(checkpoint, path),
+                          force=force)
     folder.check()  # before sampling
     arrays = {"samples": _draw(model, ctx, cfg, horizon, n_samples, seed, temperature, dev),
               "context": to_uint8(ctx)}  # (M, N, T, ...)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
@@ -320,9 +319,8 @@ class _TransferFailed(Exception):
 def _download(url: str, part: Path, entry: WeightFile, progress: bool, retries: int,
               timeout: float) -> None:
     """Fill ``part`` with the file at ``url``, resuming from its current size."""
-    from tqdm import tqdm
-
     from hvrnn import __version__
+    from hvrnn.log import progress as progress_bar
 
     last_error = ""
     for _ in range(retries + 1):
@@ -348,10 +346,9 @@ def _download(url: str, part: Path, entry: WeightFile, progress: bool, retries: 
                 have = 0  # the server sent the whole file
             length = response.headers.get("Content-Length")
             expected = have + int(length) if length and length.isdigit() else entry.size
-            bar = tqdm(total=entry.size, initial=have, unit="B", unit_scale=True,
-                       unit_divisor=1024, desc=entry.filename,
-                       disable=None if progress else True,  # None: only on a terminal
-                       file=sys.stderr, leave=False)
+            bar = progress_bar(total=entry.size, initial=have, unit="B", unit_scale=True,
+                               unit_divisor=1024, desc=entry.filename,
+                               enabled=None if progress else False, leave=False)
             try:
                 with open(part, "ab" if resumed else "wb") as f:
                     while block := response.read(CHUNK):

@@ -13,9 +13,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 import warnings
-from typing import NoReturn
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
 
 from hvrnn.cli.boundary import EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USER_ERROR
 
@@ -76,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     shown = warnings.formatwarning
     warnings.formatwarning = _warning_line
     try:
-        return int(args.func(args) or 0)
+        with _sigterm_as_interrupt():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:
         print(f"error: interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -93,6 +97,27 @@ def main(argv: list[str] | None = None) -> int:
         return known[0]
     finally:
         warnings.formatwarning = shown
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, ``timeout``, a batch scheduler) stops a command as Ctrl-C does:
+    ``KeyboardInterrupt`` runs every clean-up on the way out (temporary files, locks, folders
+    a command created), and the exit status is 130 for both. ``hvrnn train`` installs its own
+    handler for both signals while it runs (a checkpoint is saved first)."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,

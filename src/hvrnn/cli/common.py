@@ -15,7 +15,22 @@ from typing import Any
 
 from hvrnn.config.checks import DEVICE_PATTERN, INT_MAX
 
-FORMATTER = argparse.ArgumentDefaultsHelpFormatter
+
+class Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that names an option's default once: appended as ``(default: X)`` only when the
+    help text does not already say what the default is, and never for a flag (its default is
+    off) or an option without a default (None)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        unset = action.default is None or action.default is False \
+            or action.default == argparse.SUPPRESS  # (0 is a default to show, not "off")
+        if unset or "default" in text.lower():
+            return text
+        return super()._get_help_string(action)
+
+
+FORMATTER = Formatter
 
 
 def _show(bound: float) -> str:

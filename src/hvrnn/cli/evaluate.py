@@ -92,14 +92,18 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="print every protocol with its definition and exit")
     p.add_argument("--predictions", metavar="PATH",
                    help="score this .npz, PNG folder or video folder instead")
-    p.add_argument("--targets", metavar="FILE.npz",
-                   help="ground-truth clips (key 'videos', uint8 (sequences, K+T, H, W, C)) "
-                   "instead of the prepared dataset (with --predictions)")
+    p.add_argument("--targets", metavar="FILE",
+                   help="ground-truth clips, uint8 (sequences, K+T, H, W, C): an .npz with key "
+                   "'videos' or an .npy, instead of the prepared dataset (with --predictions)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: "
-                   "eval/<checkpoint>/<protocol> in the run directory, or "
-                   "eval-<file>-<protocol> next to the predictions; options that differ from "
-                   "the protocol's are added to the name)")
-    p.add_argument("--data-root", metavar="DIR", help="prepared test data")
+                   "eval/step_<N>/<protocol>[-n<N>][-s<S>][-t<T>] in the run directory, "
+                   "step_<N> the checkpoint's step, also for last.pt, as hvrnn sample's "
+                   "samples/step_<N>; or eval-<file>-<protocol> next to the predictions; "
+                   "-n, -s, -t: the samples, sequences and temperature where they differ from "
+                   "the protocol's)")
+    p.add_argument("--data-root", metavar="DIR",
+                   help="prepared test data (default: the checkpoint config's data.root; with "
+                        "--predictions, the protocol's)")
     p.add_argument("--n-samples", type=integer(1, 10_000),
                    help="samples per sequence (checkpoint only; default eval.n_samples, else "
                         "the protocol's)")

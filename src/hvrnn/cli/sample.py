@@ -39,17 +39,21 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--data-root", type=Path, default=None, metavar="DIR",
                    help="prepared data whose test split gives the context when --context is "
                         "not given (default: the checkpoint config's data.root)")
-    p.add_argument("--n-samples", type=integer(1, 10_000), default=5, metavar="N")
+    p.add_argument("--n-samples", type=integer(1, 10_000), default=5, metavar="N",
+                   help="samples drawn per sequence")
     p.add_argument("--horizon", type=integer(0, 10_000), default=0, metavar="T",
                    help="frames to predict (0 = eval.horizon, else data.n_pred)")
     p.add_argument("--num-sequences", type=integer(1, 1_000_000), default=4, metavar="M",
                    help="test sequences to use when --context is not given")
-    p.add_argument("--seed", type=integer(), default=0)
+    p.add_argument("--seed", type=integer(), default=0,
+                   help="seed of the latent noise (the same seed draws the same samples)")
     p.add_argument("--temperature", type=number(0.0), default=1.0,
                    help="prior variance multiplier (0: the prior means)")
     p.add_argument("--device", type=device, default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
-                   help="output folder (default <run dir>/samples/<checkpoint name>)")
+                   help="output folder (default: samples/step_<N> in the run directory, "
+                        "step_<N> the checkpoint's step, also for last.pt, as hvrnn evaluate's "
+                        "eval/step_<N>)")
     p.add_argument("--force", action="store_true", help="replace files written before")
     p.set_defaults(func=run)
     return p

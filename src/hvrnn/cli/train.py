@@ -14,9 +14,19 @@ def run(args: argparse.Namespace) -> int:
     from hvrnn.training import format_result, train
 
     cfg = load_config(args.config, args.overrides)
+    if args.resume and args.run_dir is not None:
+        cfg = _resumed(args.run_dir, cfg, args.overrides)
     result = train(cfg, args.run_dir, resume=args.resume)
     print(format_result(result))
     return 130 if result.status == "interrupted" else 0
+
+
+def _resumed(run_dir: Path, cfg: Any, overrides: list[str]) -> Any:
+    """The run's own config with the command line's overrides (the run says what it
+    continues with once it holds the run directory)."""
+    from hvrnn.training.rundir import resumed_config
+
+    return resumed_config(run_dir, cfg, overrides)[0]
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -32,6 +42,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="output folder (default runs/<name>-<date>); must be new or empty "
                         "unless --resume")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in --run-dir from its last checkpoint")
+                   help="continue the run in --run-dir from its last checkpoint, with the run's "
+                        "own settings (config.yaml) but for the key=value overrides given; "
+                        "CONFIG must agree with the run except on run-control keys "
+                        "(train.max_steps, data.root, ...)")
     p.set_defaults(func=run)
     return p

@@ -44,7 +44,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                            description="Download NAME (a file: alexnet, vgg16, lpips-alex, "
                                        "lpips-vgg, i3d; or a group: lpips, lpips-vgg16, fvd, "
                                        "all).")
-    a.add_argument("names", nargs="+", metavar="NAME")
+    a.add_argument("names", nargs="+", metavar="NAME", help="files or groups to download")
     a.add_argument("--force", action="store_true",
                    help="download again / replace a file that differs from the published one")
     a.set_defaults(func=run)
@@ -53,8 +53,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                            description="Check FILE against the published size and SHA-256 of "
                                        "NAME and copy it into the cache (for machines without "
                                        "internet).")
-    a.add_argument("name", metavar="NAME")
-    a.add_argument("file", type=Path, metavar="FILE")
+    a.add_argument("name", metavar="NAME", help="the file FILE is a copy of (alexnet, vgg16, "
+                   "lpips-alex, lpips-vgg, i3d)")
+    a.add_argument("file", type=Path, metavar="FILE", help="the local copy")
     a.add_argument("--force", action="store_true", help="replace a file that differs")
     a.set_defaults(func=run)
     return p

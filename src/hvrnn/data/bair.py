@@ -17,22 +17,25 @@ for the full dataset), and ``manifest.json``.
 
 from __future__ import annotations
 
+import gzip
+import lzma
 import re
 import struct
 import tarfile
+import zlib
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from hvrnn.data.base import register_prepared
 from hvrnn.data.manifest import ArrayWriter, begin_preparation, command_args
 from hvrnn.data.transforms import natural_key
 from hvrnn.errors import DataError
 from hvrnn.io.files import reason
+from hvrnn.log import progress
 
 FRAMES = 30
 SIZE = 64
@@ -183,6 +186,25 @@ def example_frames(payload: bytes, where: str) -> np.ndarray:
 _SPLIT_RE = re.compile(r"(?:^|/)(train|test)/[^/]+\.tfrecords?$")
 
 
+# What reading a damaged or cut compressed archive raises besides tarfile.TarError.
+_ARCHIVE_ERRORS = (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile)
+
+
+@contextmanager
+def _member(src: str | Path, name: str) -> Iterator[None]:
+    """Reading the member ``name`` of ``src``: a cut or damaged archive is one DataError."""
+    try:
+        yield
+    except (tarfile.TarError, *_ARCHIVE_ERRORS) as exc:
+        raise DataError(f"cannot read '{src}:{name}': {reason(exc)} (a cut or damaged "
+                        "archive)") from None
+    except OSError as exc:
+        if exc.errno is not None:  # the disk: a full output disk, a missing file
+            raise
+        raise DataError(f"cannot read '{src}:{name}': {reason(exc)} (a cut or damaged "
+                        "archive)") from None
+
+
 class _Source:
     """Lists and opens the ``{train,test}/*.tfrecords`` of a folder or a tar archive."""
 
@@ -193,17 +215,21 @@ class _Source:
         if self.src.is_file():
             try:
                 self.tar = stack.enter_context(tarfile.open(self.src))
-            except (tarfile.TarError, OSError) as exc:
+                members = self.tar.getmembers()  # reads the whole archive: a cut one fails
+            except (tarfile.TarError, OSError, *_ARCHIVE_ERRORS) as exc:
                 raise DataError(f"BAIR source '{self.src}' is not a readable tar: "
                                 f"{reason(exc)}") from None
-            for m in self.tar.getmembers():
+            for m in members:
                 match = _SPLIT_RE.search(m.name)
                 if m.isfile() and match:
                     self.files[match.group(1)].append((m.name, m))
         elif self.src.is_dir():
             for p in self.src.rglob("*.tfrecord*"):
                 match = _SPLIT_RE.search(p.relative_to(self.src).as_posix())
-                if p.is_file() and match:
+                if match and not p.is_file():  # a link to a folder, a device or nothing
+                    raise DataError(f"'{p}' is not a file (a link to a folder, a device or a "
+                                    "missing file?); the BAIR source holds .tfrecords files")
+                if match:
                     self.files[match.group(1)].append((p.relative_to(self.src).as_posix(), p))
         else:
             raise DataError(f"BAIR source '{self.src}' does not exist (expected "
@@ -243,7 +269,7 @@ def prepare_bair(src: str | Path, out: str | Path, force: bool = False) -> Path:
                 continue
             counts = []
             for name, handle in entries:
-                with source.open(handle) as fh:
+                with _member(src, name), source.open(handle) as fh:
                     counts.append(count_tfrecords(fh, f"{src}:{name}"))
             total = sum(counts)
             shape = (total, FRAMES, SIZE, SIZE, 3)
@@ -266,9 +292,9 @@ def _convert(source: _Source, entries: list[tuple[str, object]], writer: ArrayWr
              total: int, split: str, src: str | Path) -> None:
     """Every record of ``entries`` into ``writer``, in order."""
     i = 0
-    with tqdm(total=total, desc=f"bair {split}", disable=None) as bar:
+    with progress(total=total, desc=f"bair {split}") as bar:
         for name, handle in entries:
-            with source.open(handle) as fh:
+            with _member(src, name), source.open(handle) as fh:
                 for k, payload in enumerate(read_tfrecord(fh, f"{src}:{name}")):
                     writer[i] = example_frames(payload, f"'{src}:{name}' record {k}")
                     i += 1

@@ -31,12 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from hvrnn.data.base import register_prepared
 from hvrnn.data.manifest import ArrayWriter, begin_preparation, command_args
 from hvrnn.data.transforms import center_square, resize_frames
 from hvrnn.errors import DataError
+from hvrnn.io.npy import ZIP_READ_ERRORS
+from hvrnn.log import progress
 
 FRAMES = 30
 SPLITS = ("train", "val", "test")
@@ -76,19 +77,21 @@ def _open_zip(path: str) -> zipfile.ZipFile:
 
 def _read_snippet(args: tuple[str, list[str], int]) -> np.ndarray:
     """Load, crop and resize one snippet. Returns uint8 ``(30, S, S, 3)``."""
-    from PIL import Image
+    from hvrnn.io.frames import read_image
 
     src, names, size = args
     root = Path(src)
     frames = []
     zf = _open_zip(src) if root.is_file() else None
     for name in names:
-        data = zf.read(name) if zf is not None else (root / name).read_bytes()
         try:
-            img = Image.open(io.BytesIO(data)).convert("RGB")
-        except OSError as exc:
-            raise DataError(f"'{src}:{name}' is not a readable PNG: {exc}") from None
-        frame = center_square(np.asarray(img)[None])
+            data = zf.read(name) if zf is not None else (root / name).read_bytes()
+        except ZIP_READ_ERRORS as exc:  # a damaged member, an unsupported compression method
+            if isinstance(exc, OSError) and exc.errno is not None and zf is None:
+                raise
+            raise DataError(f"cannot read '{src}:{name}': {exc}") from None
+        img = read_image(io.BytesIO(data), f"{src}:{name}", DataError)
+        frame = center_square(img[None])
         frames.append(resize_frames(frame, size, antialias=False)[0])
     if len({f.shape for f in frames}) != 1:
         raise DataError(f"frames of the snippet starting at '{src}:{names[0]}' differ in size")
@@ -147,8 +150,8 @@ def _write_splits(prep: Any, src: Path, groups: dict, size: int, workers: int
             shape = (len(kept), FRAMES, size, size, 3)
             with ArrayWriter(prep.temp(f"{split}.npy"), shape) as writer:
                 results = pool.map(_read_snippet, jobs) if pool else map(_read_snippet, jobs)
-                for i, clip in enumerate(tqdm(results, total=len(jobs),
-                                              desc=f"cityscapes {split}", disable=None)):
+                for i, clip in enumerate(progress(results, total=len(jobs),
+                                                  desc=f"cityscapes {split}")):
                     writer[i] = clip
                 writer.close()
             splits[split] = {"file": f"{split}.npy", "layout": "clips", "count": len(kept),

@@ -16,6 +16,7 @@ Output (``videos`` layout): ``train.npy`` / ``test.npy`` uint8 ``(F, S, S, 1)``,
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 from hvrnn.data.base import register_prepared
@@ -64,6 +65,15 @@ def prepare_kth(src: str | Path, out: str | Path, size: int = 64, force: bool = 
     if not found:
         raise DataError(f"KTH source '{src}' holds no person<PP>_<action>_d<S>_uncomp.avi files")
     names = sorted(found, key=natural_key)
+    foreign = [n for n in names if found[n][1]["person"] not in (*TRAIN_PERSONS, *TEST_PERSONS)]
+    if len(foreign) == len(names):
+        raise DataError(f"KTH source '{src}' holds no video of persons {TRAIN_PERSONS.start}-"
+                        f"{TEST_PERSONS.stop - 1} (found '{found[names[0]][0]}'); KTH numbers "
+                        "its 25 persons person01 to person25")
+    if foreign:
+        warnings.warn(f"KTH source '{src}': {len(foreign)} video(s) of persons outside "
+                      f"{TRAIN_PERSONS.start}-{TEST_PERSONS.stop - 1} are left out (the first: "
+                      f"'{found[foreign[0]][0]}')", stacklevel=2)
     assignment = {
         "train": [n for n in names if found[n][1]["person"] in TRAIN_PERSONS],
         "test": [n for n in names if found[n][1]["person"] in TEST_PERSONS],

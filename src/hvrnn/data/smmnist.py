@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
 
 from hvrnn.config import DataConfig
 from hvrnn.data.base import (
@@ -54,6 +53,7 @@ from hvrnn.data.mnist import load_mnist
 from hvrnn.errors import DataError
 from hvrnn.io.files import reading
 from hvrnn.io.frames import to_float
+from hvrnn.log import progress
 
 MAX_SPEED = 4
 DEFAULT_TRAIN_LENGTH = 60_000
@@ -271,7 +271,7 @@ def prepare_smmnist(out: str | Path, *, num_sequences: int = 1000, seq_len: int 
         prep.write(DIGITS_FILE, lambda tmp: np.savez_compressed(tmp, train=digits["train"],
                                                                 test=digits["test"]))
         with ArrayWriter(prep.temp("test.npy"), shape) as writer:
-            for i in tqdm(range(num_sequences), desc="smmnist test set", disable=None):
+            for i in progress(range(num_sequences), desc="smmnist test set"):
                 clip = generate_clip(digits["test"], item_rng(seed, "test", i), seq_len=seq_len,
                                      image_size=image_size, num_digits=num_digits,
                                      deterministic=deterministic)

@@ -22,13 +22,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from hvrnn.data.base import register_prepared
 from hvrnn.data.manifest import FrameStreamWriter, Preparation, begin_preparation, command_args
 from hvrnn.data.transforms import center_square, convert_channels, natural_key, resize_frames
 from hvrnn.errors import DataError, require
 from hvrnn.io.files import read_text, reading
+from hvrnn.log import progress
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif", ".m4v", ".mpg", ".mpeg")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
@@ -59,19 +59,14 @@ def read_video(path: str | Path, fmt: str = "rgb24") -> np.ndarray:
 
 def read_frame_folder(path: str | Path) -> np.ndarray:
     """Frames of a folder of images, in natural filename order. Returns uint8 ``(T, H, W, 3)``."""
-    from PIL import Image
+    from hvrnn.io.frames import read_image
 
     path = Path(path)
     files = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS),
                    key=lambda p: natural_key(p.name))
     if not files:
         raise DataError(f"frame folder '{path}' holds no {'/'.join(IMAGE_EXTENSIONS)} images")
-    frames = []
-    for f in files:
-        try:
-            frames.append(np.asarray(Image.open(f).convert("RGB")))
-        except OSError as exc:
-            raise DataError(f"cannot read image '{f}': {exc}") from None
+    frames = [read_image(f, str(f), DataError) for f in files]
     if len({fr.shape for fr in frames}) != 1:
         raise DataError(f"images in '{path}' differ in size")
     return np.stack(frames)
@@ -83,9 +78,10 @@ def list_videos(src: str | Path) -> list[tuple[str, Callable[[], np.ndarray]]]:
     if src.is_file() and src.suffix == ".npy":
         with reading(src, "video array", DataError):
             arr = np.load(src, mmap_mode="r", allow_pickle=False)
-        if arr.dtype != np.uint8 or arr.ndim != 5 or arr.shape[-1] not in (1, 3):
+        if arr.dtype != np.uint8 or arr.ndim != 5 or arr.shape[-1] not in (1, 3) or \
+                0 in arr.shape:
             raise DataError(f"'{src}' holds {arr.dtype} {arr.shape}; expected uint8 "
-                            f"(N, T, H, W, C) with C = 1 or 3")
+                            f"(N, T, H, W, C) with N, T, H, W >= 1 and C = 1 or 3")
         width = max(5, len(str(len(arr))))
         return [(f"{i:0{width}d}", lambda i=i: np.asarray(arr[i])) for i in range(len(arr))]
     if not src.is_dir():
@@ -162,7 +158,7 @@ def write_video_splits(prep: Preparation, videos: Sequence[tuple[str, Callable[[
         listing = []
         with FrameStreamWriter(prep.temp(data), (size, size, channels),
                                offsets_path=prep.temp(offsets)) as writer:
-            for name in tqdm(names, desc=f"{desc} {split}", disable=None):
+            for name in progress(names, desc=f"{desc} {split}"):
                 frames = transform(loaders[name]())
                 writer.add(frames)
                 extra = meta(name) if meta else {}

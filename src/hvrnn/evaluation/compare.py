@@ -13,6 +13,7 @@ other settings than the number of samples) are refused.
 from __future__ import annotations
 
 import json
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,9 +65,14 @@ def _read_metrics(folder: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
         raise UserError(f"cannot read {str(path)!r}: {exc}") from None
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("metrics"), dict) or \
+            not isinstance(metrics.get("protocol"), dict):
+        raise UserError(f"{str(path)!r} is not the metrics.json of an evaluation (an object "
+                        "with 'metrics' and 'protocol'); evaluate the entry again")
+    return metrics
 
 
 def resolve_entry(source: str | Path, label: str | None, protocol: Protocol) -> Entry:
@@ -161,6 +167,16 @@ def _reusable(entry: Entry) -> dict[str, Any] | None:
     return metrics
 
 
+def evaluation_folder_name(label: str) -> str:
+    """The folder name ``DIR/evaluations/<name>`` of the entry labelled ``label``: the label
+    with ``%``, ``/`` and every other character but letters, digits and ``_.-~``
+    percent-encoded, and a leading ``.`` too (``a/b`` -> ``a%2Fb``, ``..`` -> ``%2E.``). The
+    encoding is one-to-one, so distinct labels never share a folder, and no name leaves
+    ``evaluations/`` or is hidden."""
+    name = urllib.parse.quote(label, safe="")
+    return "%2E" + name[1:] if name.startswith(".") else name
+
+
 def protocol_mismatch(a: dict[str, Any], b: dict[str, Any]) -> str | None:
     """How two evaluations' protocols differ ("id x vs y", "max_sequences 4 vs 8"), ignoring
     the number of samples (a deterministic model is scored with one); None if they agree."""
@@ -194,6 +210,9 @@ def _labels(sources: list[str | Path], labels: list[str] | None) -> list[str | N
         return [None] * len(sources)
     if len(labels) != len(sources):
         raise UserError(f"--labels has {len(labels)} names for {len(sources)} entries")
+    empty = [i for i, label in enumerate(labels) if not label.strip()]
+    if empty:
+        raise UserError(f"--labels: name {empty[0] + 1} is empty")
     return list(labels)
 
 
@@ -221,9 +240,40 @@ def collect_entries(sources: list[str | Path], protocol: str | Protocol,
     return entries
 
 
+def claim_evaluation_folders(entries: list[Entry], out: Path, force: bool) -> None:
+    """Where each entry without a reusable evaluation will be evaluated:
+    ``out/evaluations/<name>`` (:func:`evaluation_folder_name`). An evaluation of this very
+    entry found there (an earlier comparison into ``out``) is reused; any other evaluation
+    files there are refused unless ``force``, before anything is evaluated.
+
+    Raises:
+        UserError: a folder holds another evaluation's files and ``force`` is not set.
+    """
+    from hvrnn.evaluation.report import OUTPUTS
+    from hvrnn.io.files import check_output_dir
+
+    for e in entries:
+        if e.metrics is not None:
+            continue
+        folder = out / "evaluations" / evaluation_folder_name(e.label)
+        if e.kind != "evaluation" and (folder / "metrics.json").is_file():
+            earlier = Entry(e.label, e.source, e.kind, e.checkpoint, folder)
+            e.metrics = _reusable(earlier)
+            if e.metrics is not None:
+                e.metrics_dir = folder
+                continue
+        check_output_dir(folder, force=force, what="evaluation folder",
+                         watched=(*OUTPUTS, "predictions.npz"),
+                         advice=f"it holds an evaluation of another entry labelled "
+                                f"{e.label!r}; pass --force to replace it, or choose another "
+                                "--out or --labels")
+        e.metrics_dir = folder
+
+
 def evaluate_missing(entries: list[Entry], protocol: str | Protocol, out: Path,
-                     options: dict[str, Any]) -> None:
-    """Evaluate the entries without a reusable evaluation into ``out/evaluations/<label>``.
+                     options: dict[str, Any], force: bool = False) -> None:
+    """Evaluate the entries without a reusable evaluation into ``out/evaluations/<name>``
+    (:func:`claim_evaluation_folders`; ``force``: replace another evaluation's files there).
 
     ``options`` are keyword arguments of the evaluation functions (``data_root``,
     ``max_sequences``, ``n_samples``, ``device``, metric weights). Unless given,
@@ -240,18 +290,18 @@ def evaluate_missing(entries: list[Entry], protocol: str | Protocol, out: Path,
     for e in entries:
         if e.metrics is not None:
             continue
-        e.metrics_dir = out / "evaluations" / e.label.replace("/", "_")
+        e.metrics_dir = out / "evaluations" / evaluation_folder_name(e.label)
         if e.kind == "predictions":
             e.metrics = evaluate_predictions_file(
                 e.source, p, e.metrics_dir, data_root=opts.get("data_root"),
                 lpips_weights=opts.get("lpips_weights"), i3d_weights=opts.get("i3d_weights"),
                 max_sequences=opts.get("max_sequences"), device=opts.get("device", "cpu"),
-                force=True)
+                force=force)
         else:
-            e.metrics = evaluate_checkpoint(e.checkpoint, p, e.metrics_dir, force=True,
+            e.metrics = evaluate_checkpoint(e.checkpoint, p, e.metrics_dir, force=force,
                                             config_defaults=False, **opts)
     check_same_protocol(entries, p)
 
 
-__all__ = ["Entry", "check_same_protocol", "collect_entries", "evaluate_missing",
-           "protocol_mismatch", "resolve_entry"]
+__all__ = ["Entry", "check_same_protocol", "claim_evaluation_folders", "collect_entries",
+           "evaluate_missing", "evaluation_folder_name", "protocol_mismatch", "resolve_entry"]

@@ -18,7 +18,13 @@ from typing import Any
 import numpy as np
 
 from hvrnn.errors import UserError
-from hvrnn.evaluation.compare import Entry, collect_entries, evaluate_missing
+from hvrnn.evaluation.compare import (
+    Entry,
+    check_same_protocol,
+    claim_evaluation_folders,
+    collect_entries,
+    evaluate_missing,
+)
 from hvrnn.evaluation.ground_truth import clips_uint8, ground_truth
 from hvrnn.evaluation.protocols import Protocol, get_protocol
 from hvrnn.io.output import OutputFolder, put
@@ -171,14 +177,20 @@ def write_curves(entries: list[Entry], p: Protocol, out: Out) -> None:
     plt.close(fig)
 
 
-def read_samples(path: Path, rows: list[int]) -> dict[int, np.ndarray]:
+def read_samples(path: Path, rows: list[int], p: Protocol | None = None
+                 ) -> dict[int, np.ndarray]:
     """Rows of the ``samples`` array of a predictions file, read in order without loading the
-    rest: {row: (N, T, H, W, C) uint8}."""
+    rest: {row: (N, T, H, W, C) uint8}; with ``p``, the array must hold the protocol's
+    predicted frames (UserError naming the file otherwise)."""
+    from hvrnn.evaluation.ground_truth import check_array
     from hvrnn.io.npy import open_npz
 
     reader = open_npz(path, ("samples",), required="samples", what="predictions file")["samples"]
     out, pos = {}, 0
     try:
+        if p is not None:
+            check_array("samples", reader, (None, None, p.n_pred, p.image_size, p.image_size,
+                                            p.channels), p, str(path))
         for row in sorted(set(rows)):
             while pos < row:  # skip, a few rows at a time
                 pos += len(reader.read(min(8, row - pos)))
@@ -237,7 +249,7 @@ def write_figures(entries: list[Entry], p: Protocol, gt: Any, rows: list[int], s
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    samples = {e.label: read_samples(e.predictions, rows) for e in entries
+    samples = {e.label: read_samples(e.predictions, rows, p) for e in entries
                if e.predictions is not None}
     (_root(out) / "figures").mkdir(exist_ok=True)
     steps, written, names = figure_steps(p.n_ctx, p.n_pred), [], []
@@ -314,16 +326,21 @@ def compare(sources: list[str | Path], protocol: str | Protocol, out: str | Path
         raise UserError(f"sequence {bad[0]} does not exist: the protocol scores {available}")
     folder = OutputFolder(out, force=force, watched=OUTPUTS, what="comparison folder")
     folder.check()  # before any evaluation
+    claim_evaluation_folders(entries, Path(out), force)
+    check_same_protocol(entries, p)
+    for e in entries:  # the figures read their samples: the protocol's frames, checked first
+        if e.predictions is not None:
+            read_samples(e.predictions, [], p)
     with folder:  # locked; the table, curves, figures and compare.json appear together
         return _compare_into(folder, entries, p, gt, sequences, show, seed,
-                             {"data_root": data_root, **eval_options})
+                             {"data_root": data_root, **eval_options}, force)
 
 
 def _compare_into(out: OutputFolder, entries: list[Entry], p: Protocol, gt: Any,
-                  sequences: tuple[int, ...], show: str, seed: int, options: dict[str, Any]
-                  ) -> dict[str, Any]:
+                  sequences: tuple[int, ...], show: str, seed: int, options: dict[str, Any],
+                  force: bool = False) -> dict[str, Any]:
     """Evaluate what is missing, then write the table, curves, figures and compare.json."""
-    evaluate_missing(entries, p, out.path, options)
+    evaluate_missing(entries, p, out.path, options, force)
     scored = min(e.metrics["n_sequences"] for e in entries)
     if max(sequences) >= scored:
         raise UserError(f"sequence {max(sequences)} was not scored: the entries hold "

@@ -52,11 +52,25 @@ def check_array(key: str, arr: Any, expected: tuple[int | None, ...], p: Protoco
 
 
 def load_targets(path: Path) -> np.ndarray:
-    """Ground-truth clips uint8 (sequences, K + T, H, W, C) from an .npz (key ``videos``)."""
+    """Ground-truth clips uint8 (sequences, K + T, H, W, C) from an .npz (key ``videos``) or
+    an .npy (the array itself).
+
+    Raises:
+        UserError: a missing, unreadable or empty file, or an .npz without ``videos``.
+    """
+    from hvrnn.io.npy import check_not_empty
+
     if not path.is_file():
         raise UserError(f"targets file '{path}' does not exist")
-    with reading(path, "targets file"), np.load(path, allow_pickle=False) as z:
-        if "videos" not in z:
-            raise UserError(f"targets file '{path}' has no 'videos' array (it holds: "
-                            f"{', '.join(z.files) or 'nothing'})")
-        return z["videos"]
+    with reading(path, "targets file"):
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):  # an .npy file
+            videos = loaded
+        else:
+            with loaded as z:
+                if "videos" not in z:
+                    raise UserError(f"targets file '{path}' has no 'videos' array (it holds: "
+                                    f"{', '.join(z.files) or 'nothing'})")
+                videos = z["videos"]
+    check_not_empty(videos.shape, f"targets file '{path}'")
+    return videos

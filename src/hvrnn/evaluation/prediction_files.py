@@ -131,6 +131,9 @@ def _scan_png(root: Path, n_sequences: int | None) -> list[_Sequence]:
             else:
                 raise UserError(f"{str(e)!r} is not a sample folder (expected "
                                 f"{str(seq_dir)}/<sample>/<frame>.png, or ctx/, gt/)")
+        if not samples:
+            raise UserError(f"{str(seq_dir)!r} holds no sample folders (expected "
+                            f"{str(seq_dir)}/<sample>/<frame>.png)")
         out.append(_Sequence(_consecutive(_numbered(samples, "sample"), seq_dir,
                                           "sample", None), ctx))
     return out
@@ -197,7 +200,9 @@ def _read_png(path: Path, p: Protocol) -> np.ndarray:
                 raise UserError(f"{str(path)!r} has image mode {im.mode}; expected 8-bit grey "
                                 "or RGB")
             frame = np.asarray(im)
-    except OSError as exc:
+    except Image.DecompressionBombError as exc:
+        raise UserError(f"{str(path)!r} is too large an image to decode: {exc}") from None
+    except (OSError, ValueError, SyntaxError) as exc:
         raise UserError(f"{str(path)!r} cannot be read as an image: {exc}") from None
     if frame.dtype != np.uint8:
         raise UserError(f"{str(path)!r} is not 8-bit ({frame.dtype})")
@@ -219,8 +224,11 @@ def _read_frames_dir(folder: Path, p: Protocol, expected: int, what: str) -> np.
 
 def _gif_frames(path: Path, counts: tuple[int, ...]) -> np.ndarray:
     """(T, H, W, 4) frames of a GIF. Writers that merge identical consecutive frames add their
-    durations up; if the file has fewer frames than one of ``counts`` and its durations are
-    whole multiples of ``total / count``, each frame is repeated that many times."""
+    durations up. If the file has fewer frames than one of ``counts``, its shortest frame
+    duration is taken as one frame's and every frame whose duration is a whole multiple of it
+    is repeated that many times, when this gives exactly one of ``counts``; a file whose frames
+    all last the same is left as it is (nothing was merged), but for a single frame whose
+    duration divides into exactly one of ``counts``."""
     from PIL import Image, ImageSequence
 
     frames, durations = [], []
@@ -228,14 +236,15 @@ def _gif_frames(path: Path, counts: tuple[int, ...]) -> np.ndarray:
         for fr in ImageSequence.Iterator(im):
             frames.append(np.asarray(fr.convert("RGBA")))
             durations.append(int(fr.info.get("duration", 0) or 0))
-    total = sum(durations)
-    for n in counts:
-        if len(frames) < n and total % n == 0 and all(d > 0 for d in durations):
-            unit = total // n
-            if all(d % unit == 0 for d in durations):
-                repeats = [d // unit for d in durations]
-                return np.concatenate([np.repeat(f[None], r, axis=0)
-                                       for f, r in zip(frames, repeats, strict=True)])
+    unit = min(durations, default=0)
+    if len(frames) not in counts and unit > 0 and len(set(durations)) > 1 and \
+            all(d % unit == 0 for d in durations) and sum(durations) // unit in counts:
+        repeats = [d // unit for d in durations]
+        return np.concatenate([np.repeat(f[None], r, axis=0)
+                               for f, r in zip(frames, repeats, strict=True)])
+    whole = [n for n in counts if len(frames) == 1 and unit > 0 and unit % n == 0]
+    if len(whole) == 1:  # one frame throughout, and only one count it can be cut into
+        return np.repeat(frames[0][None], whole[0], axis=0)
     return np.stack(frames)
 
 

@@ -7,7 +7,6 @@ keeps only per-sequence curves, so N samples x sequences x frames values are nev
 from __future__ import annotations
 
 import dataclasses
-import sys
 from typing import Any
 
 import numpy as np
@@ -82,10 +81,10 @@ def _as_tensor(a: np.ndarray | Tensor) -> Tensor:
 
 
 def progress_bar(total: int, desc: str) -> Any:
-    """A tqdm bar over sequences on stderr (hidden when stderr is not a terminal)."""
-    from tqdm import tqdm
+    """A bar over sequences on stderr (progress lines when stderr is not a terminal)."""
+    from hvrnn.log import progress
 
-    return tqdm(total=total, desc=desc, unit="seq", disable=None, file=sys.stderr)
+    return progress(total=total, desc=desc, unit="seq")
 
 
 class Scorer:

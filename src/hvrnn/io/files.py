@@ -109,9 +109,11 @@ def reason(exc: BaseException) -> str:
 
 
 # What reading a damaged or foreign file raises (besides OSError): a broken archive, a bad
-# compressed stream, a short file, text that is not UTF-8, a pickled or malformed array.
+# compressed stream, a short file, text that is not UTF-8, a pickled or malformed array, an
+# archive member compressed or encrypted with a method Python does not implement
+# (NotImplementedError, RuntimeError from zipfile).
 READ_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error,
-               pickle.UnpicklingError, UnicodeDecodeError)
+               pickle.UnpicklingError, UnicodeDecodeError, NotImplementedError)
 
 
 @contextmanager

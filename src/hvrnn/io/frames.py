@@ -7,6 +7,8 @@ scores, docs/design.md section 6).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from einops import rearrange
@@ -80,3 +82,23 @@ def uint8_to_float(frames: Tensor, dtype: torch.dtype = torch.float32) -> Tensor
     already ``(..., C, H, W)``, such as uint8 frames handed to a metric function.
     """
     return frames.to(dtype) / 255.0
+
+
+def read_image(source: Any, where: str, error: type[Exception], mode: str = "RGB"
+               ) -> np.ndarray:
+    """An image file (a path or a binary file object) as a uint8 array in PIL ``mode``.
+
+    Every way a file can fail to be an image is one ``error`` naming ``where``: damaged or
+    foreign data (``OSError``, ``ValueError``, ``SyntaxError`` from PIL's parsers) and an image
+    whose header declares more than twice ``PIL.Image.MAX_IMAGE_PIXELS`` pixels (PIL's
+    ``DecompressionBombError``, raised before any pixel is decoded).
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(source) as im:
+            return np.asarray(im.convert(mode))
+    except Image.DecompressionBombError as exc:
+        raise error(f"'{where}' is too large an image to decode: {exc}") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise error(f"cannot read image '{where}': {exc}") from None

@@ -162,6 +162,24 @@ class NpzWriter:
         self.tmp.unlink(missing_ok=True)
 
 
+def check_not_empty(shape: tuple[int, ...], what: str) -> None:
+    """Refuse an array with a 0-sized axis (no clips, no frames, no pixels): every reader of
+    clips, targets, contexts, predictions and video arrays calls it before any work.
+
+    Raises:
+        UserError: naming ``what`` (the file and key) and the shape.
+    """
+    if any(int(n) == 0 for n in shape):
+        raise UserError(f"{what} is empty: its shape {tuple(int(n) for n in shape)} has a "
+                        "0-sized axis")
+
+
+# What zipfile raises for a member it cannot read: a damaged archive, a bad compressed stream,
+# a compression method Python does not implement (deflate64, AES encryption, ...).
+ZIP_READ_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+                   RuntimeError)
+
+
 def read_header(file: BinaryIO) -> tuple[tuple[int, ...], np.dtype, bool, int]:
     """``(shape, dtype, fortran_order, header bytes)`` of the ``.npy`` array starting at the
     current position of ``file`` (left just after the header).
@@ -191,10 +209,14 @@ class NpyReader:
     def __init__(self, path: str | Path, key: str) -> None:
         self.path, self.key = path, key
         self.zip = zipfile.ZipFile(path)
-        self.file = self.zip.open(f"{key}.npy")
+        try:
+            self.file = self.zip.open(f"{key}.npy")
+        except ZIP_READ_ERRORS as exc:  # an encrypted member, an unknown compression method
+            self.zip.close()
+            raise UserError(f"cannot read '{path}' ({key!r}): {exc}") from None
         try:
             shape, dtype, fortran, _ = read_header(self.file)
-        except ValueError as exc:
+        except (ValueError, *ZIP_READ_ERRORS) as exc:
             self.close()
             raise UserError(f"'{path}': {key!r} is not an .npy array ({exc})") from None
         if dtype.hasobject:
@@ -206,6 +228,11 @@ class NpyReader:
             raise UserError(f"{str(path)!r}: {key!r} is stored in Fortran order; save it with "
                             "numpy.savez from a C-ordered array")
         self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        try:
+            check_not_empty(self.shape, f"{key!r} in '{path}'")
+        except UserError:
+            self.close()
+            raise
         self.ndim = len(self.shape)
         self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
 
@@ -217,7 +244,7 @@ class NpyReader:
         """
         try:
             data = self.file.read(rows * self.row_bytes)
-        except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        except ZIP_READ_ERRORS as exc:
             raise UserError(f"cannot read '{self.path}' ({self.key!r}): {exc}") from None
         n = len(data) // self.row_bytes
         return np.frombuffer(data, dtype=self.dtype).reshape(n, *self.shape[1:])
@@ -246,4 +273,13 @@ def open_npz(path: str | Path, keys: tuple[str, ...], required: str, what: str =
     if required not in names:
         raise UserError(f"{what} {str(path)!r} has no {required!r} array (it holds: "
                         f"{', '.join(names) or 'nothing'})")
-    return {k: NpyReader(path, k) for k in keys if k in names}
+    readers: dict[str, NpyReader] = {}
+    try:
+        for k in keys:
+            if k in names:
+                readers[k] = NpyReader(path, k)
+    except BaseException:
+        for reader in readers.values():
+            reader.close()
+        raise
+    return readers

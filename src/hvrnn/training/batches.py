@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
 import torch
@@ -40,6 +41,19 @@ class BatchPlan:
         return [idx[i * b:(i + 1) * b] for i in range(self.batches_per_epoch)]
 
 
+def ignore_stop_signals(worker_id: int = 0) -> None:
+    """``worker_init_fn`` of data-loader workers: they ignore SIGINT and SIGTERM.
+
+    Ctrl-C and ``timeout``/``kill -TERM -PGID`` reach every process of the group. The main
+    process answers them by saving a checkpoint after the current step; a worker that died of
+    them would fail that step instead (``DataLoader worker ... killed by signal``). The main
+    process shuts its workers down when it stops, and a worker whose main process is gone
+    exits on its own (PyTorch's watchdog), so nothing is left running.
+    """
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def iterate_batches(dataset: Dataset, plan: BatchPlan, start_step: int, num_workers: int,
                     seed: int, pin: bool) -> Iterator[Tensor]:
     """The batches (B, K + T, C, H, W) of steps ``start_step``, ``start_step + 1``, ... forever."""
@@ -52,7 +66,8 @@ def iterate_batches(dataset: Dataset, plan: BatchPlan, start_step: int, num_work
         # make a resumed run diverge) and gives workers seeds that depend on the epoch only.
         gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
         loader = DataLoader(dataset, batch_sampler=batches, num_workers=num_workers,
-                            pin_memory=pin, generator=gen)
+                            pin_memory=pin, generator=gen,
+                            worker_init_fn=ignore_stop_signals if num_workers else None)
         for batch in loader:
             yield batch[0] if isinstance(batch, (list, tuple)) else batch
         epoch, skip = epoch + 1, 0

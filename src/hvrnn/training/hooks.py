@@ -60,15 +60,15 @@ class RunHooks:
     def __init__(self, cfg: ExperimentConfig, dist: DistInfo, run_dir: Path,
                  val_batches: list[Tensor], plan: BatchPlan, progress: bool | None,
                  state: TrainState) -> None:
-        from tqdm.auto import tqdm
+        from hvrnn.log import progress as progress_bar
 
         self.cfg, self.dist, self.run_dir, self.plan = cfg, dist, run_dir, plan
         self.val_batches = val_batches
         self.log_file = MetricsLog(run_dir / "metrics.jsonl") if dist.is_main else None
         self.tb = TensorBoard(run_dir / "tb", dist.is_main)
-        self.bar = tqdm(total=cfg.train.max_steps, initial=state.step, desc="train", unit="step",
-                        dynamic_ncols=True, disable=(not dist.is_main) or
-                        (None if progress is None else not progress))
+        self.bar = progress_bar(total=cfg.train.max_steps, initial=state.step, desc="train",
+                                unit="step", dynamic_ncols=True,
+                                enabled=False if not dist.is_main else progress)
         self.saved: Path | None = state.restored_from
         self.protect = nullcontext  # replaced by the run's StopFlag.protect
         self.train_metrics: dict[str, float] = {}

@@ -138,20 +138,27 @@ def train(cfg: ExperimentConfig, run_dir: str | Path | None = None, *, resume: b
         KeyboardInterrupt: Ctrl-C pressed again after the grace period: stopped without saving
             (the message says so and names the last checkpoint).
     """
-    from hvrnn.model.memory import check_memory
+    from hvrnn.model.memory import allocating, check_memory, training_activations
 
     dist = distributed.setup(cfg.train.device)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
     try:
-        check_memory(cfg.model, dist.device, training=True)
+        check_memory(cfg.model, dist.device, training=True,
+                     activations=training_activations(cfg, dist.device) or 0,
+                     batch=f"train.batch_size={cfg.train.batch_size} clips of "
+                           f"{cfg.data.n_ctx + cfg.data.n_pred} frames")
         if cfg.train.init_from:  # refuse a missing file before the run directory is made
             model_file(cfg.train.init_from)
         folder = RunDirectory(run_dir, cfg, resume, dist)
         folder.check()
         try:
             train_set, val_batches = _datasets(cfg, dist, train_set, val_set)
+            # The model (and train.init_from's weights, which must fit it) before the folder:
+            # a refused config leaves nothing behind.
+            with allocating(cfg.model, training=True):
+                state = TrainState.create(cfg, dist)
             folder.open()
-            return _run(cfg, dist, folder, resume, train_set, val_batches, progress)
+            return _run(cfg, dist, folder, resume, state, train_set, val_batches, progress)
         except BaseException:
             folder.abandon()
             raise
@@ -162,15 +169,17 @@ def train(cfg: ExperimentConfig, run_dir: str | Path | None = None, *, resume: b
 
 
 def _run(cfg: ExperimentConfig, dist: DistInfo, folder: RunDirectory, resume: bool,
-         train_set: Dataset, val_batches: list[Tensor], progress: bool | None) -> TrainResult:
-    from hvrnn.model.memory import allocating
-
+         state: TrainState, train_set: Dataset, val_batches: list[Tensor],
+         progress: bool | None) -> TrainResult:
     run_dir = folder.path
-    with allocating(cfg.model, training=True):
-        state = TrainState.create(cfg, dist)
     last = ckpt_io.latest_checkpoint(run_dir) if resume else None
     if last is not None:
         state.restore(last, cfg, dist)
+        if dist.is_main:
+            logger.info(f"continuing from step {state.step} ('{last}') with the run's "
+                        f"settings (config.yaml; key=value overrides them): train.max_steps="
+                        f"{cfg.train.max_steps}, train.batch_size={cfg.train.batch_size}, "
+                        f"data.root={cfg.data.root}")
     forward = wrap_for_training(state.model, cfg, dist)
     tc = cfg.train
     plan = BatchPlan(train_set, tc.batch_size, tc.seed, dist.world_size, dist.rank)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import shutil
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -84,11 +84,42 @@ def check_run_dir(run_dir: Path, cfg: ExperimentConfig, resume: bool) -> None:
             old = yaml.safe_load(read_text(saved, "run config")) or {}
         except yaml.YAMLError as exc:
             raise UserError(f"cannot resume: '{saved}' is not valid YAML ({exc})") from None
+        if not isinstance(old, dict):
+            raise UserError(f"cannot resume: '{saved}' holds a {type(old).__name__}, not a "
+                            "config (a mapping of sections)")
         diffs = ckpt_io.config_differences(old, cfg.to_dict())
         if diffs:
             key, a, b = diffs[0]
             raise CheckpointError(f"cannot resume '{run_dir}': it was started with "
                                   f"{key}={a!r} but the config has {key}={b!r}")
+
+
+def resumed_config(run_dir: Path, cfg: ExperimentConfig, overrides: Sequence[str] = ()
+                   ) -> tuple[ExperimentConfig, list[tuple[str, Any, Any]]]:
+    """The config a resumed run continues with: the run's own ``config.yaml`` with the
+    command line's ``overrides`` applied. ``cfg`` (CONFIG with the same overrides) must agree
+    with the run on everything but the run-control keys (:data:`RESUMABLE_KEYS`:
+    ``train.max_steps``, ``data.root``, ...), which keep the run's values unless overridden.
+
+    Returns:
+        ``(config, kept)``: ``kept`` lists ``(key, the run's value, CONFIG's value)`` for each
+        run-control key where the run's own setting was kept over CONFIG's. A run directory
+        without ``config.yaml`` gives ``(cfg, [])``.
+
+    Raises:
+        UserError: the run's config is unreadable or not a mapping, or differs from CONFIG on
+            a key a resumed run may not change.
+    """
+    from hvrnn.config.loading import config_from_dict
+
+    saved = run_dir / "config.yaml"
+    check_run_dir(run_dir, cfg, resume=True)
+    if not saved.is_file():
+        return cfg, []
+    own = yaml.safe_load(read_text(saved, "run config"))
+    resumed = config_from_dict(own, list(overrides), warn=False)
+    kept = ckpt_io.config_differences(resumed.to_dict(), cfg.to_dict(), ignore=frozenset())
+    return resumed, kept
 
 
 class RunDirectory:
@@ -106,6 +137,7 @@ class RunDirectory:
         self.path, self.cfg, self.resume, self.dist = run_dir, cfg, resume, dist
         self.lock = FolderLock(run_dir, "run directory") if dist.is_main else None
         self.created = False
+        self.made: list[Path] = []  # what open() added to a folder that existed
 
     def check(self) -> None:
         """Lock a run to resume first (the lock's message is the one that matters), then
@@ -130,17 +162,30 @@ class RunDirectory:
                 raise named(exc, self.path) from None
             if self.lock.fd is None:
                 self.lock.acquire()
-            (self.path / "checkpoints").mkdir(exist_ok=True)
-            if not (self.path / "config.yaml").exists():
-                save_config(self.cfg, self.path / "config.yaml")
+            for name, make in (("checkpoints", lambda p: p.mkdir()),
+                               ("config.yaml", lambda p: save_config(self.cfg, p))):
+                if not (self.path / name).exists():
+                    make(self.path / name)
+                    self.made.append(self.path / name)
             ckpt_io.remove_stale_temporaries(self.path)
         distributed.barrier(self.dist)
 
     def abandon(self) -> None:
-        """After a failure before the run's first record: remove a folder this run created."""
-        if self.created and not (self.path / "metrics.jsonl").exists():
+        """After a failure before the run's first record: remove a folder this run created,
+        or what it added to one that existed (``config.yaml``, an empty ``checkpoints/``), so
+        that the corrected command finds the folder as it was."""
+        if (self.path / "metrics.jsonl").exists():
+            return
+        if self.created:
             shutil.rmtree(self.path, ignore_errors=True)
             self.created = False
+            return
+        for path in reversed(self.made):
+            try:
+                path.rmdir() if path.is_dir() else path.unlink()
+            except OSError:  # not empty, or gone: leave it
+                pass
+        self.made = []
 
     def release(self) -> None:
         if self.lock is not None:
