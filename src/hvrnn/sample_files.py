@@ -23,7 +23,7 @@ from hvrnn.io.files import reading
 from hvrnn.io.frames import to_float, to_uint8
 from hvrnn.io.npy import check_not_empty
 from hvrnn.io.output import OutputFolder, put, put_bytes
-from hvrnn.outputs import default_output_base
+from hvrnn.outputs import checkpoint_tag, default_output_base
 from hvrnn.sampling import sample
 from hvrnn.sources import load_model, model_file
 
@@ -175,10 +175,8 @@ def _draw(model: Any, ctx: torch.Tensor, cfg: Any, horizon: int, n_samples: int,
 
 def default_sample_folder(source: str | Path, ckpt_file: Path) -> Path:
     """``samples/<checkpoint>`` in the run directory of ``source``, the checkpoint named as
-    ``hvrnn evaluate`` names it (:func:`hvrnn.checkpoint.checkpoint_tag`: ``step_<N>``, also
+    ``hvrnn evaluate`` names it (:func:`hvrnn.outputs.checkpoint_tag`: ``step_<N>``, also
     for ``last.pt``), so that the samples and the evaluation of one checkpoint share a name."""
-    from hvrnn.checkpoint import checkpoint_tag
-
     return default_output_base(source) / "samples" / checkpoint_tag(ckpt_file)
 
 
