@@ -119,10 +119,13 @@ def _truth_source(p: Protocol, targets: np.ndarray | str | Path | None,
         gt = ground_truth(p, data_root, dataset)
         return len(gt), lambda a, b: clips_uint8(gt, a, b, p)
     if not isinstance(targets, np.ndarray):
-        targets = load_targets(Path(targets))
-    check_array("targets", targets, (None, p.n_ctx + p.n_pred, p.image_size, p.image_size,
-                                     p.channels), p)
-    return targets.shape[0], lambda a, b: targets[a:b]
+        targets = load_targets(Path(targets), p)
+    check_array("targets", targets, (None, None, p.image_size, p.image_size, p.channels), p)
+    if targets.shape[1] < p.n_ctx + p.n_pred:
+        raise UserError(f"targets hold clips of {targets.shape[1]} frames; protocol {p.id} "
+                        f"needs {p.n_ctx} context + {p.n_pred} predicted frames")
+    need = p.n_ctx + p.n_pred
+    return targets.shape[0], lambda a, b: targets[a:b, :need]
 
 
 def _file_blocks(path: Path, p: Protocol, s: int, chunk: int,
@@ -194,23 +197,31 @@ def evaluate_predictions_file(npz_path: str | Path, protocol_id: str | Protocol,
         UserError: a missing or malformed file or folder (the first offending file named), or
             FVD asked for where it cannot be computed, before anything is scored.
     """
+    from hvrnn.evaluation.prediction_files import openstl_truth, predictions_layout
+
     p = get_protocol(protocol_id).with_options(max_sequences=max_sequences)
     path = Path(npz_path)
-    if not path.is_dir():  # the file itself is checked before any other work
+    layout = predictions_layout(path) if path.exists() else "npz"
+    if layout == "npz":  # the file itself is checked before any other work
         open_npz(path, (), required="samples", what="predictions file")
     require_report()
     resolve_device(device)
-    available, clips = _truth_source(p, targets, data_root, dataset)
+    own_truth = None
+    if layout == "openstl" and targets is None and data_root is None and dataset is None:
+        own_truth = openstl_truth(path, p)  # OpenSTL's saved inputs.npy + trues.npy
+    available, clips = own_truth or _truth_source(p, targets, data_root, dataset)
     s = p.sequences(available)
     check_fvd_inputs(p, s, i3d_weights)
-    converted = path.is_dir()
+    converted = layout != "npz"
     out = Path(out_dir) if out_dir is not None else predictions_eval_folder(path, p)
     folder = eval_folder(out, force, OUTPUTS + (("predictions.npz",) if converted else ()))
     folder.check()
     with folder:
         source: dict[str, Any] = {}
-        if converted:  # a PNG or video folder: converted to predictions.npz first
+        if converted:  # a folder or other codebase's arrays: converted to predictions.npz
             path, source = _convert(path, folder, p, s)
+            if own_truth is not None:
+                source["ground_truth"] = "inputs.npy + trues.npy next to the predictions"
         return _score_file(path, p, s, clips, folder, lpips_weights, i3d_weights, chunk,
                            device, {**source, **fvd_warnings(p, s, available, i3d_weights)})
 
