@@ -18,7 +18,6 @@ from hvrnn.evaluation.protocols import Protocol, protocol_data_config
 from hvrnn.io.files import reading
 from hvrnn.io.frames import to_uint8
 
-
 MNIST_TEST_SEQ_URL = "http://www.cs.toronto.edu/~nitish/unsupervised_video/mnist_test_seq.npy"
 
 
