@@ -119,6 +119,20 @@ def table_rows(entries: list[Entry]) -> tuple[list[str], list[list[str]], list[s
         md += [cell, nelbo, kls, _fmt(fps, 1)]
         csv_rows.append(row + values + elbo_values + [fps if fps is not None else ""])
         md_rows.append(md)
+    # The trivial predictors of the first entry's evaluation (same protocol and sequences).
+    scored = next((e.metrics for e in entries if e.metrics.get("baselines")), None)
+    for name, res in ((scored or {}).get("baselines") or {}).items():
+        md = [f"{name} (trivial)", "trivial", "1", str(scored.get("n_sequences"))]
+        row = [f"{name} (trivial)", "", "trivial", 1, scored.get("n_sequences")]
+        for m in names:
+            for s in SHOWN:
+                cell, values = _summary((res.get(m) or {}).get(s) if isinstance(
+                    res.get(m), dict) else None, DIGITS.get(m, 4))
+                md.append(cell)
+                row += values
+        md += ["n/a", "n/a", "n/a", "n/a"]
+        csv_rows.append(row + ["", "", "", "", "", ""])
+        md_rows.append(md)
     return md_head, md_rows, csv_head, csv_rows
 
 

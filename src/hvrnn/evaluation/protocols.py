@@ -147,14 +147,16 @@ PROTOCOLS: dict[str, Protocol] = {p.id: p for p in (
     Protocol("smmnist64-c5-p20-n100", "smmnist", 64, 1, 5, 20, 100, data_root="data/smmnist",
              convention="srvp", conventions=("skimage", "svg", "mcvd"),
              metrics=("psnr", "ssim", "lpips", "fvd", "stroke_iou"), compared_with=_SRVP),
+    # The Improved VRNN paper does not say which SSIM/PSNR code produced its BAIR and
+    # Cityscapes tables: scikit-image's, SVG's and SRVP's are all reported.
     Protocol("bair64-c2-p28-n100", "bair", 64, 3, 2, 28, 100, data_root="data/bair",
-             convention="svg", conventions=("skimage", "srvp"),
-             compared_with="Improved VRNN (Castrejon et al. 2019, Table 1) and SAVP (Lee et al. "
-                           "2018) as re-scored there: SVG-style best of 100"),
+             conventions=("svg", "srvp"),
+             compared_with="Improved VRNN (Castrejon et al. 2019) BAIR table, SVG-LP and SAVP as "
+                           "reported there; their SSIM/PSNR convention is not known"),
     Protocol("cityscapes128-c2-p28-n100", "cityscapes", 128, 3, 2, 28, 100, split="val",
-             data_root="data/cityscapes128", convention="svg", conventions=("skimage",),
-             compared_with="Improved VRNN (Castrejon et al. 2019, Table 3): SVG-style best of "
-                           "100"),
+             data_root="data/cityscapes128", conventions=("svg", "srvp"),
+             compared_with="Improved VRNN (Castrejon et al. 2019) Cityscapes table; its "
+                           "SSIM/PSNR convention is not known"),
     Protocol("kth64-c10-p30-n100", "kth", 64, 1, 10, 30, 100, data_root="data/kth",
              convention="srvp", conventions=("skimage", "svg"),
              compared_with="SRVP (Franceschi et al. 2020, Table 3) and SLAMP (Akan et al. "
