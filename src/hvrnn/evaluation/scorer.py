@@ -18,7 +18,7 @@ from torch import Tensor
 from hvrnn import metrics
 from hvrnn.errors import UserError
 from hvrnn.evaluation.protocols import PROTOCOLS, Protocol
-from hvrnn.metrics.conventions import convention_scores, get_convention, stroke_iou
+from hvrnn.metrics.conventions import LEGACY, convention_scores, get_convention, stroke_iou
 from hvrnn.metrics.reduce import StreamingReducer
 from hvrnn.metrics.ssim import SSIM_VARIANTS
 
@@ -173,7 +173,8 @@ class Scorer:
 
     def _frame_metrics(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         """Per-frame values (n, T) of samples x and targets y: uint8 (n, T, C, H, W)."""
-        scores = convention_scores(x, y, self.conventions, self.p.dataset)
+        extra = [LEGACY] if self.legacy else []
+        scores = convention_scores(x, y, [*self.conventions, *extra], self.p.dataset)
         out: dict[str, Tensor] = {}
         for i, c in enumerate(self.conventions):
             suffix = "" if i == 0 else f"@{c.name}"
@@ -181,7 +182,7 @@ class Scorer:
             out[f"psnr{suffix}"] = sc["mse"] if c.psnr == "clip_mse" else sc["psnr"]
             out[f"ssim{suffix}"] = sc["ssim"]
         if self.legacy:
-            out["ssim_legacy"] = metrics.ssim(x, y, "legacy")
+            out["ssim_legacy"] = scores[LEGACY.name]["ssim"]
         if "stroke_iou" in self.directions:
             out["stroke_iou"] = stroke_iou(x, y)
         if self.lpips_model is not None:

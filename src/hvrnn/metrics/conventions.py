@@ -164,6 +164,9 @@ CONVENTIONS: dict[str, Convention] = {c.name: c for c in (
                note="deterministic models: one sample; mean over sequences and frames"),
 )}
 ALIASES = {"slamp": "srvp", "finn": "svg_finn"}
+# scikit-image's SSIM with data range 2 (metrics.ssim variant "legacy"), reported beside every
+# convention as ``ssim_legacy``; not a registered convention.
+LEGACY = Convention("ssim_legacy", "hvrnn.metrics.ssim(variant='legacy')", ssim_data_range=2.0)
 
 
 def get_convention(name: str | Convention) -> Convention:
@@ -191,9 +194,18 @@ def luma_uint8(frames: Tensor) -> Tensor:
     return ((r * 19595 + g * 38470 + b * 7471 + 32768) >> 16).to(torch.uint8).unsqueeze(-3)
 
 
-def _ssim_input(x: Tensor, conv: Convention, binary: bool) -> Tensor:
-    """Frames as the convention's SSIM sees them: floats in [0, 1] (float64)."""
-    if conv.to_uint8 == "none" and conv.ssim_channels == "mean" and not binary:
+def _input_key(conv: Convention, binary: bool, frames: Tensor) -> tuple:
+    """What the convention does to frames before SSIM, as a key: conventions with equal keys
+    see equal frames (on uint8 frames rounding and truncating change nothing)."""
+    luma = conv.ssim_channels == "luma" and frames.shape[-3] == 3
+    step = "none" if frames.dtype == torch.uint8 and not luma and not binary else conv.to_uint8
+    return step, luma, binary
+
+
+def _ssim_input(x: Tensor, key: tuple) -> Tensor:
+    """Frames as a convention's SSIM sees them (``key`` from :func:`_input_key`)."""
+    step, luma, binary = key
+    if step == "none" and not luma and not binary:
         return x
     if x.dtype == torch.uint8:
         x32 = x.to(torch.float32) / 255  # as ToTensor / a loader dividing by 255
@@ -201,20 +213,21 @@ def _ssim_input(x: Tensor, conv: Convention, binary: bool) -> Tensor:
         x32 = x.to(torch.float32)
     if binary:
         x32 = torch.round(x32)
-    if conv.to_uint8 == "truncate":
+    if step == "truncate":
         q = (x32 * 255).to(torch.uint8)
-    elif conv.to_uint8 == "round" or conv.ssim_channels == "luma":
+    elif step == "round" or luma:
         q = torch.round(x32 * 255).to(torch.uint8)
     else:
         return x32.to(torch.float64)
-    if conv.ssim_channels == "luma":
+    if luma:
         q = luma_uint8(q)
     return q.to(torch.float64) / 255
 
 
 def convention_scores(pred: Tensor, target: Tensor, conventions: list[Convention] | tuple,
                       dataset: str = "") -> dict[str, dict[str, Tensor]]:
-    """Per-frame PSNR and SSIM under several conventions, sharing what they share.
+    """Per-frame PSNR and SSIM under several conventions, sharing what they share (frames
+    prepared the same way are filtered once per window).
 
     Args:
         pred: (B, T, C, H, W) floats in [0, 1], or uint8 (divided by 255).
@@ -241,20 +254,21 @@ def convention_scores(pred: Tensor, target: Tensor, conventions: list[Convention
     err = (xf - yf) ** 2
     mse_frame = reduce(err, "b t c h w -> b t", "mean")
     mse_channel = reduce(err, "b t c h w -> b t c", "mean")
-    out: dict[str, dict[str, Tensor]] = {}
-    inputs: dict[tuple, tuple[Tensor, Tensor]] = {}
+    groups: dict[tuple, list[Convention]] = {}
     for conv in convs:
         binary = conv.binarize == "mnist" and dataset in MNIST_DATASETS
-        key = (conv.to_uint8, conv.ssim_channels, binary)
-        if key not in inputs:
-            inputs[key] = (_ssim_input(pred, conv, binary), _ssim_input(target, conv, binary))
-        x, y = inputs[key]
-        ssim = ssim_variants(x, y, (conv.ssim_variant(),))[conv.name]
+        groups.setdefault(_input_key(conv, binary, pred), []).append(conv)
+    ssims: dict[str, Tensor] = {}
+    for key, members in groups.items():
+        x, y = _ssim_input(pred, key), _ssim_input(target, key)
+        ssims.update(ssim_variants(x, y, tuple(c.ssim_variant() for c in members)))
+    out: dict[str, dict[str, Tensor]] = {}
+    for conv in convs:
         if conv.psnr == "per_channel":
             psnr = (10.0 * torch.log10(1.0 / mse_channel)).mean(-1)
         else:
             psnr = 10.0 * torch.log10(1.0 / mse_frame)
-        out[conv.name] = {"psnr": psnr, "ssim": ssim}
+        out[conv.name] = {"psnr": psnr, "ssim": ssims[conv.name]}
         if conv.psnr == "clip_mse":
             out[conv.name]["mse"] = mse_frame
     return out
