@@ -208,3 +208,23 @@ def test_convention_option_scores_several_in_one_pass(tmp_path: Path) -> None:
     assert res["metrics"]["ssim@svg"]["best"]["mean"] == pytest.approx(
         float(direct["svg"]["ssim"].mean()), abs=1e-12)
     assert set(res["conventions"]) == {"srvp", "svg"}
+
+
+def test_builtin_mmnist_protocol_reads_mnist_test_seq(tmp_path: Path, capsys) -> None:
+    """mmnist64-c10-p10-n1: the time-major file as distributed; OpenSTL's preds.npy alone."""
+    rng = np.random.default_rng(3)
+    arr = (rng.random((20, 3, 64, 64)) > 0.85).astype(np.uint8) * 255
+    np.save(tmp_path / "mnist_test_seq.npy", arr)
+    clips = arr.transpose(1, 0, 2, 3)[:, :, None].astype(np.float32) / 255  # (S, 20, 1, H, W)
+    np.save(tmp_path / "preds.npy", clips[:, 10:])  # a perfect prediction, OpenSTL's layout
+    code, out, err = _cli(["evaluate", "--predictions", str(tmp_path / "preds.npy"),
+                           "--protocol", "mmnist64-c10-p10-n1", "--data-root", str(tmp_path),
+                           "--out", str(tmp_path / "ev"), "--no-lpips", "--no-fvd"], capsys)
+    assert code == 0, err
+    res = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert res["n_sequences"] == 3 and res["metrics"]["ssim"]["convention"] == "openstl"
+    assert res["metrics"]["ssim"]["best"]["mean"] == pytest.approx(1.0)
+    assert res["metrics"]["stroke_iou"]["best"]["mean"] == pytest.approx(1.0)
+    assert res["baselines"]["blank"]["stroke_iou"]["best"]["mean"] == pytest.approx(0.0)
+    code, out, _ = _cli(["evaluate", "--list-conventions"], capsys)
+    assert code == 0 and all(f"{name}\n" in out for name in cv.CONVENTIONS)

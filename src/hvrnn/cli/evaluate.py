@@ -56,6 +56,11 @@ def run(args: argparse.Namespace) -> int:
     if args.list_protocols:
         print(format_protocols())
         return 0
+    if args.list_conventions:
+        from hvrnn.metrics.conventions import format_conventions
+
+        print(format_conventions())
+        return 0
     if not args.protocol:
         raise UserError("--protocol ID is required (see --list-protocols)")
     if bool(args.checkpoint) == bool(args.predictions):
@@ -130,6 +135,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    "--list-protocols)")
     p.add_argument("--list-protocols", action="store_true",
                    help="print every protocol in the YAML form of a protocol file and exit")
+    p.add_argument("--list-conventions", action="store_true",
+                   help="print every metric convention with its definition and exit")
     add_convention_option(p)
     p.add_argument("--predictions", metavar="PATH",
                    help="score this .npz, PNG folder or video folder instead")
