@@ -228,3 +228,32 @@ def test_builtin_mmnist_protocol_reads_mnist_test_seq(tmp_path: Path, capsys) ->
     assert res["baselines"]["blank"]["stroke_iou"]["best"]["mean"] == pytest.approx(0.0)
     code, out, _ = _cli(["evaluate", "--list-conventions"], capsys)
     assert code == 0 and all(f"{name}\n" in out for name in cv.CONVENTIONS)
+
+
+def test_yaml_protocol_on_a_prepared_videos_folder(tmp_path: Path) -> None:
+    """A prepared `videos` dataset as a protocol's data root; the model's own context as its
+    prediction equals the copy-last trivial predictor."""
+    from hvrnn.data import prepare_videos
+
+    rng = np.random.default_rng(4)
+    np.save(tmp_path / "clips.npy", rng.integers(0, 256, (6, 7, 12, 12, 3), dtype=np.uint8))
+    root = prepare_videos(tmp_path / "clips.npy", tmp_path / "prep", size=12, channels=3,
+                          test_fraction=0.5, seed=1)
+    proto = load_protocol_yaml(_yaml(tmp_path, dataset="videos", data_root=str(root),
+                                     image_size=12, channels=3, n_ctx=2, n_pred=3,
+                                     convention="svg", conventions=[],
+                                     metrics=["psnr", "ssim"]))
+    from hvrnn.evaluation.ground_truth import clips_uint8, ground_truth
+
+    gt = ground_truth(proto, None)
+    clips = clips_uint8(gt, 0, len(gt), proto)
+    last = np.repeat(clips[:, 1:2], 3, axis=1)[:, None]  # copy the last context frame
+    res = evaluate_predictions_file_arrays(last, proto, tmp_path / "ev")
+    assert res["metrics"]["ssim"]["best"]["mean"] == pytest.approx(
+        res["baselines"]["copy_last"]["ssim"]["best"]["mean"], abs=1e-12)
+    assert res["metrics"]["psnr"]["convention"] == "svg"
+
+
+def evaluate_predictions_file_arrays(samples: np.ndarray, proto, out: Path) -> dict:
+    np.savez(out.with_suffix(".npz"), samples=samples)
+    return evaluate_predictions_file(out.with_suffix(".npz"), proto, out)
