@@ -257,3 +257,25 @@ def test_yaml_protocol_on_a_prepared_videos_folder(tmp_path: Path) -> None:
 def evaluate_predictions_file_arrays(samples: np.ndarray, proto, out: Path) -> dict:
     np.savez(out.with_suffix(".npz"), samples=samples)
     return evaluate_predictions_file(out.with_suffix(".npz"), proto, out)
+
+
+def test_compare_scores_openstl_preds_under_two_conventions(tmp_path: Path, capsys) -> None:
+    import csv
+
+    arr = _time_major(tmp_path)
+    proto = _yaml(tmp_path)
+    clips = arr[:K + T].transpose(1, 0, 2, 3)[:, :, None].astype(np.float32) / 255
+    np.save(tmp_path / "preds.npy", np.clip(clips[:, K:] + 0.1, 0, 1))
+    code, out, err = _cli(["compare", str(tmp_path / "preds.npy"), "--protocol", str(proto),
+                           "--convention", "mcvd,openstl", "--out", str(tmp_path / "cmp"),
+                           "--no-lpips", "--no-fvd"], capsys)
+    assert code == 0, err
+    with open(tmp_path / "cmp" / "table.csv") as f:
+        rows = {r["label"]: r for r in csv.DictReader(f)}
+    assert list(rows) == ["preds", "copy_last (trivial)", "blank (trivial)",
+                          "context_mean (trivial)"]
+    ev = json.loads((tmp_path / "cmp" / "evaluations" / "preds" / "metrics.json").read_text())
+    assert ev["metrics"]["ssim"]["convention"] == "mcvd"
+    assert float(rows["preds"]["ssim@openstl_best_mean"]) == \
+        ev["metrics"]["ssim@openstl"]["best"]["mean"]
+    assert "under the mcvd metric convention" in (tmp_path / "cmp" / "table.md").read_text()

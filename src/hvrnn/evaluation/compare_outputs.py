@@ -140,10 +140,14 @@ def write_table(entries: list[Entry], p: Protocol, out: Out) -> None:
     """``table.md`` (cells: mean ± std over sequences [bootstrap 95% interval]) and
     ``table.csv`` (the same numbers, unrounded)."""
     md_head, md_rows, csv_head, csv_rows = table_rows(entries)
+    main = next((e.metrics["metrics"]["ssim"].get("convention") for e in entries
+                 if isinstance(e.metrics["metrics"].get("ssim"), dict)), None)
     lines = [f"Protocol {p.id}: best and mean of N samples per sequence, mean ± std over "
              "sequences [95% bootstrap interval]; FVD mean ± std over rounds; negative ELBO "
              "and KL per latent level (coarsest first) of the teacher-forced pass, nats per "
-             "clip; sampling throughput in predicted frames per second.", "",
+             "clip; sampling throughput in predicted frames per second."
+             + (f" psnr and ssim under the {main} metric convention, psnr@NAME and ssim@NAME "
+                "under NAME's (docs/evaluation.md)." if main else ""), "",
              "| " + " | ".join(md_head) + " |", "|" + "---|" * len(md_head)]
     lines += ["| " + " | ".join(row) + " |" for row in md_rows]
     put(out, "table.md", lambda t: t.write_text("\n".join(lines) + "\n"))
