@@ -103,7 +103,12 @@ def test_compare_writes_table_curves_and_figures(runs, tmp_path, capsys):
     assert vrnn["n_sequences"] == 4 and vrnn["n_samples"] == 10
     with open(out / "table.csv") as f:
         rows = {r["label"]: r for r in csv.DictReader(f)}
-    assert list(rows) == ["VRNN", "PredNet", "SAVP"]
+    assert list(rows) == ["VRNN", "PredNet", "SAVP", "copy_last (trivial)", "blank (trivial)",
+                          "context_mean (trivial)"]
+    first = json.loads(open(where["VRNN"]).read())["baselines"]
+    for b in ("copy_last", "blank", "context_mean"):  # the trivial predictors, same sequences
+        assert rows[f"{b} (trivial)"]["kind"] == "trivial"
+        assert float(rows[f"{b} (trivial)"]["ssim_best_mean"]) == first[b]["ssim"]["best"]["mean"]
     for label, path in where.items():
         res = json.loads(open(path).read())
         for m in ("psnr", "ssim"):
@@ -124,7 +129,7 @@ def test_compare_writes_table_curves_and_figures(runs, tmp_path, capsys):
         assert sum(kls) == pytest.approx(per["kl"], rel=1e-5, abs=1e-6)
     assert rows["PredNet"]["n_samples"] == "1" and rows["SAVP"]["kind"] == "savp"
     table = (out / "table.md").read_text()
-    assert table in printed and table.count("\n| ") == 4  # header and three models
+    assert table in printed and table.count("\n| ") == 7  # header, three models, three trivial
     assert f"{float(rows['SAVP']['ssim_best_mean']):.4f} ±" in table
     curves = iio.imread(out / "curves.png")
     assert curves.ndim == 3 and curves.shape[1] > 800  # one panel per metric

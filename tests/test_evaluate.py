@@ -86,8 +86,8 @@ def test_predictions_file_scores_closed_form(tmp_path: Path) -> None:
     assert m["ssim_legacy"]["best"]["mean"] > m["ssim"]["best"]["mean"]
     assert m["lpips"] == "skipped: no weights" and m["fvd"] == "skipped: no weights"
     impl = on_disk["implementations"]
-    assert impl["ssim"]["variant"] == "skimage" and impl["ssim"]["parameters"]["win_size"] == 7
-    assert impl["psnr"]["variant"] == "global"
+    assert impl["ssim"]["convention"] == "skimage" and impl["ssim"]["parameters"]["win_size"] == 7
+    assert impl["psnr"]["psnr"] == "global"
     assert impl["lpips"] == "skipped: no weights"
 
     with open(out / "per_frame.csv") as f:
@@ -522,9 +522,14 @@ def test_png_and_video_folders_score_like_the_npz(tmp_path: Path, layout: str) -
 def test_list_protocols_and_presets(capsys) -> None:
     code, out, _ = _cli(["evaluate", "--list-protocols"], capsys)
     assert code == 0
-    for pid, p in PROTOCOLS.items():
-        assert f"{pid}\n" in out
-        assert f"  fvd_resize     {p.fvd_resize}" in out
+    import yaml
+
+    blocks = out.strip().split("\n---\n")
+    assert len(blocks) == len(PROTOCOLS)
+    for block, (pid, p) in zip(blocks, PROTOCOLS.items(), strict=True):
+        data = yaml.safe_load(block)  # the YAML form of a protocol file
+        assert data["id"] == pid and data["fvd_resize"] == p.fvd_resize
+        assert data["convention"] == p.convention
     from hvrnn.config import load_config, preset_names
 
     code, out, _ = _cli(["info", "--presets"], capsys)

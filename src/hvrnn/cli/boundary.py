@@ -43,11 +43,13 @@ _ACCESS_ERRNOS = {errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR, errno.
 
 def one_line(text: str) -> str:
     """``text`` on one line. A message that crossed a process boundary (a data loader worker
-    re-raises its exception with the worker's traceback inside) keeps its last line."""
+    re-raises its exception with the worker's traceback inside) keeps its last line. A
+    message listing several mistakes (``"...\nerror: ..."``, e.g. a protocol file) keeps one
+    line per mistake."""
     if "Original Traceback" in text:
         last = [line for line in text.splitlines() if line.strip()][-1]
         text = last.split(": ", 1)[1] if ": " in last else last
-    return " ".join(text.split())
+    return "\nerror: ".join(" ".join(part.split()) for part in text.split("\nerror: "))
 
 
 def _has_option(args: argparse.Namespace | None, option: str) -> bool:

@@ -11,10 +11,12 @@ from hvrnn.evaluation.protocols import PROTOCOLS, get_protocol
 
 def run(args: argparse.Namespace) -> int:
     """Compare the entries; print where the table, curves and figures are."""
+    from hvrnn.cli.evaluate import conventions_arg
     from hvrnn.evaluation.compare_outputs import compare
     from hvrnn.weights import LPIPS_FILES
 
-    protocol = get_protocol(args.protocol)
+    protocol = get_protocol(args.protocol).with_options(conventions=conventions_arg(
+        args.convention))
     notes: dict[str, str] = {}  # as hvrnn evaluate: given weights, else the cache's
     lpips = metric_weights(args.lpips_weights, args.no_lpips, "lpips",
                      LPIPS_FILES[protocol.lpips_net], notes)
@@ -23,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
                                  ("max_sequences", args.max_sequences),
                                  ("lpips_weights", lpips), ("i3d_weights", i3d),
                                  ("batch_size", args.batch_size)) if v}
-    summary = compare(args.entries, args.protocol, args.out, labels=args.labels,
+    summary = compare(args.entries, protocol, args.out, labels=args.labels,
                       sequences=tuple(args.sequences), show=args.show, seed=args.seed,
                       force=args.force, data_root=args.data_root, device=args.device,
                       **options)
@@ -53,7 +55,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         f"Protocols: {', '.join(PROTOCOLS)}.")
     p.add_argument("entries", nargs="+", metavar="ENTRY",
                    help="run directory, checkpoint, predictions .npz or evaluation folder")
-    p.add_argument("--protocol", required=True, help="protocol id")
+    p.add_argument("--protocol", required=True, help="protocol id or protocol file (.yaml)")
+    from hvrnn.cli.evaluate import add_convention_option
+
+    add_convention_option(p)
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
     p.add_argument("--labels", nargs="+", metavar="NAME",
                    help="entry names, one per entry (default: run, checkpoint or file names)")

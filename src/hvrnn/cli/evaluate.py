@@ -13,11 +13,32 @@ from hvrnn.errors import UserError
 from hvrnn.evaluation.protocols import format_protocols, get_protocol
 
 
+def conventions_arg(value: str | None) -> list[str] | None:
+    """``--convention a,b`` as a list of names (None when not given)."""
+    if not value:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def add_convention_option(p: argparse.ArgumentParser) -> None:
+    """``--convention NAME[,NAME...]`` (shared by evaluate and compare)."""
+    p.add_argument("--convention", metavar="NAME[,NAME...]",
+                   help="metric convention(s) to score under, in one pass: the first gives "
+                   "psnr/ssim, the others psnr@NAME/ssim@NAME (skimage, svg, svg_per_frame, "
+                   "svg_finn, srvp = slamp, mcvd, openstl; default: the protocol's; see "
+                   "docs/evaluation.md)")
+
+
 def run(args: argparse.Namespace) -> int:
     """Score predictions, or sample from a checkpoint and score; print a summary. Notes on
     skipped metrics go to stderr after the results, so that an error stays one line."""
     if args.list_protocols:
         print(format_protocols())
+        return 0
+    if args.list_conventions:
+        from hvrnn.metrics.conventions import format_conventions
+
+        print(format_conventions())
         return 0
     if not args.protocol:
         raise UserError("--protocol ID is required (see --list-protocols)")
@@ -25,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("give either a CHECKPOINT or --predictions PATH (not both)")
     from hvrnn.weights import LPIPS_FILES
 
-    protocol = get_protocol(args.protocol)
+    protocol = get_protocol(args.protocol).with_options(conventions=conventions_arg(
+        args.convention))
+    args.protocol = protocol
     notes: dict[str, str] = {}
     lpips_weights = metric_weights(args.lpips_weights, args.no_lpips, "lpips",
                              LPIPS_FILES[protocol.lpips_net], notes)
@@ -87,9 +110,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "protocol. Protocols: --list-protocols.")
     p.add_argument("checkpoint", nargs="?",
                    help="checkpoint file, run directory or pretrained:NAME")
-    p.add_argument("--protocol", help="protocol id (required unless --list-protocols)")
+    p.add_argument("--protocol", help="protocol id or protocol file (.yaml; required unless "
+                   "--list-protocols)")
     p.add_argument("--list-protocols", action="store_true",
-                   help="print every protocol with its definition and exit")
+                   help="print every protocol in the YAML form of a protocol file and exit")
+    p.add_argument("--list-conventions", action="store_true",
+                   help="print every metric convention with its definition and exit")
+    add_convention_option(p)
     p.add_argument("--predictions", metavar="PATH",
                    help="score this .npz, PNG folder or video folder instead")
     p.add_argument("--targets", metavar="FILE",

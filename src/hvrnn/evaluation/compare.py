@@ -46,8 +46,8 @@ class Entry:
     @property
     def predictions(self) -> Path | None:
         """The predictions file of its evaluation (samples and context), if one was kept."""
-        if self.kind == "predictions":
-            return self.source
+        if self.kind == "predictions" and self.source.suffix == ".npz":
+            return self.source  # else (OpenSTL's .npy) the evaluation's converted copy
         name = (self.metrics or {}).get("predictions_file")
         if name and Path(name).is_file():
             return Path(name)
@@ -96,7 +96,7 @@ def resolve_entry(source: str | Path, label: str | None, protocol: Protocol) -> 
         raise UserError(f"{str(path)!r} does not exist")
     if path.is_dir() and (path / "metrics.json").is_file():
         return Entry(label or _evaluation_label(path), path, "evaluation", metrics_dir=path)
-    if path.suffix == ".npz":
+    if path.suffix in (".npz", ".npy"):  # .npy: OpenSTL's preds.npy
         entry = Entry(label or path.stem, path, "predictions")
         entry.metrics_dir = _evaluated([path.parent, predictions_eval_folder(path, protocol),
                                         path.parent / f"eval-{protocol.id}"])

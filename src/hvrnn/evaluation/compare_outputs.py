@@ -125,6 +125,20 @@ def table_rows(entries: list[Entry]) -> tuple[list[str], list[list[str]], list[s
         md += [cell, nelbo, kls, _fmt(fps, 1)]
         csv_rows.append(row + values + elbo_values + [fps if fps is not None else ""])
         md_rows.append(md)
+    # The trivial predictors of the first entry's evaluation (same protocol and sequences).
+    scored = next((e.metrics for e in entries if e.metrics.get("baselines")), None)
+    for name, res in ((scored or {}).get("baselines") or {}).items():
+        md = [f"{name} (trivial)", "trivial", "1", str(scored.get("n_sequences"))]
+        row = [f"{name} (trivial)", "", "trivial", 1, scored.get("n_sequences")]
+        for m in names:
+            for s in SHOWN:
+                cell, values = _summary((res.get(m) or {}).get(s) if isinstance(
+                    res.get(m), dict) else None, DIGITS.get(m, 4))
+                md.append(cell)
+                row += values
+        md += ["n/a", "n/a", "n/a", "n/a"]
+        csv_rows.append(row + ["", "", "", "", "", ""])
+        md_rows.append(md)
     return md_head, md_rows, csv_head, csv_rows
 
 
@@ -132,10 +146,14 @@ def write_table(entries: list[Entry], p: Protocol, out: Out) -> None:
     """``table.md`` (cells: mean ± std over sequences [bootstrap 95% interval]) and
     ``table.csv`` (the same numbers, unrounded)."""
     md_head, md_rows, csv_head, csv_rows = table_rows(entries)
+    main = next((e.metrics["metrics"]["ssim"].get("convention") for e in entries
+                 if isinstance(e.metrics["metrics"].get("ssim"), dict)), None)
     lines = [f"Protocol {p.id}: best and mean of N samples per sequence, mean ± std over "
              "sequences [95% bootstrap interval]; FVD mean ± std over rounds; negative ELBO "
              "and KL per latent level (coarsest first) of the teacher-forced pass, nats per "
-             "clip; sampling throughput in predicted frames per second.", "",
+             "clip; sampling throughput in predicted frames per second."
+             + (f" psnr and ssim under the {main} metric convention, psnr@NAME and ssim@NAME "
+                "under NAME's (docs/evaluation.md)." if main else ""), "",
              "| " + " | ".join(md_head) + " |", "|" + "---|" * len(md_head)]
     lines += ["| " + " | ".join(row) + " |" for row in md_rows]
     put(out, "table.md", lambda t: t.write_text("\n".join(lines) + "\n"))

@@ -29,6 +29,18 @@ protocols accept RGB frames whose channels agree within :data:`GREY_TOLERANCE` g
 as lossy codecs leave them, and keep their rounded mean). The first mismatch (count, size,
 channels, frame count, a stray file) raises :class:`~hvrnn.errors.UserError` naming the file.
 
+**Arrays of other codebases**:
+
+- OpenSTL (Tan et al. 2023): ``saved/preds.npy`` float (sequences, T_pred, C, H, W) in [0, 1]
+  (rounded to uint8), one sample per sequence; the folder ``saved/`` or the file ``preds.npy``
+  itself. ``inputs.npy`` (the context) next to it is read as ``context``; ``inputs.npy`` +
+  ``trues.npy`` are the ground truth when neither ``--targets`` nor ``--data-root`` is given.
+- SRVP (Franceschi et al. 2020): the folder of ``random_1.npz`` ... ``random_<k>.npz`` written
+  by its ``test.py`` (each ``samples`` uint8 (sequences, T_pred, H, W, C)): k samples per
+  sequence.
+- PredRNN (Wang et al. 2017): its PNG folders (``<batch>/gt<t>.png``, ``pd<t>.png``) hold only
+  the first clip of each test batch; they are refused with the conversion to use.
+
 SVG (Denton and Fergus, 2018) is not a layout here: its ``generate_svg_lp.py`` writes one montage
 GIF per test sequence (ground truth, posterior, best and three random samples side by side, with
 captions), drawn from a shuffled test loader, so its files cannot be matched to test sequences.
@@ -69,10 +81,20 @@ def predictions_layout(path: str | Path) -> str:
     """
     path = Path(path)
     if path.is_file():
-        return "npz"
+        return "openstl" if path.suffix == ".npy" else "npz"
     if not path.is_dir():
         raise UserError(f"predictions {str(path)!r} do not exist")
+    if (path / "preds.npy").is_file():
+        return "openstl"
+    if (path / "random_1.npz").is_file():
+        return "srvp"
     entries = [e for e in path.iterdir() if not e.name.startswith(".")]
+    if any(e.is_dir() and (e / "gt1.png").is_file() for e in entries):
+        raise UserError(
+            f"{str(path)!r} is a PredRNN results folder (<batch>/gt<t>.png, pd<t>.png), which "
+            "holds only the first clip of each test batch; save its test predictions with "
+            "np.save('preds.npy', img_out) as (sequences, T_pred, C, H, W) floats in [0, 1] "
+            "and pass that file")
     if any(e.is_file() and e.suffix.lower() in VIDEO_EXTENSIONS for e in entries):
         return "video"
     if any(e.is_dir() and _INT.match(e.name) for e in entries):
@@ -313,6 +335,10 @@ def iter_predictions(path: str | Path, protocol: Protocol, n_sequences: int | No
     layout = predictions_layout(root)
     if layout == "npz":
         raise UserError(f"{str(root)!r} is a file; PNG and video predictions are folders")
+    if layout in ("openstl", "srvp"):
+        from hvrnn.evaluation.prediction_arrays import iter_arrays
+
+        return iter_arrays(root, layout, protocol, n_sequences)
     seqs = _scan_png(root, n_sequences) if layout == "png" else _scan_video(root, n_sequences)
     if not seqs:
         raise UserError(f"{str(root)!r} holds no sequences")

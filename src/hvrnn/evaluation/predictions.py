@@ -119,10 +119,13 @@ def _truth_source(p: Protocol, targets: np.ndarray | str | Path | None,
         gt = ground_truth(p, data_root, dataset)
         return len(gt), lambda a, b: clips_uint8(gt, a, b, p)
     if not isinstance(targets, np.ndarray):
-        targets = load_targets(Path(targets))
-    check_array("targets", targets, (None, p.n_ctx + p.n_pred, p.image_size, p.image_size,
-                                     p.channels), p)
-    return targets.shape[0], lambda a, b: targets[a:b]
+        targets = load_targets(Path(targets), p)
+    check_array("targets", targets, (None, None, p.image_size, p.image_size, p.channels), p)
+    if targets.shape[1] < p.n_ctx + p.n_pred:
+        raise UserError(f"targets hold clips of {targets.shape[1]} frames; protocol {p.id} "
+                        f"needs {p.n_ctx} context + {p.n_pred} predicted frames")
+    need = p.n_ctx + p.n_pred
+    return targets.shape[0], lambda a, b: targets[a:b, :need]
 
 
 def _file_blocks(path: Path, p: Protocol, s: int, chunk: int,
@@ -168,11 +171,11 @@ def evaluate_predictions_file(npz_path: str | Path, protocol_id: str | Protocol,
     The file holds ``samples`` uint8 (sequences, N, T_pred, H, W, C) and optionally
     ``context`` uint8 (sequences, K, H, W, C); sequence i must be test sequence i of the
     protocol (checked against ``context`` when present). The file is read block by block.
-    A folder in the PNG or video layout of :mod:`hvrnn.evaluation.prediction_files` is first
-    converted to ``predictions.npz`` in ``out_dir`` (its path and layout are recorded).
+    Other layouts (:mod:`~hvrnn.evaluation.prediction_files`) are first converted to
+    ``predictions.npz`` in ``out_dir`` (its path and layout are recorded).
 
     Args:
-        npz_path: the predictions file, or a PNG / video folder.
+        npz_path: the predictions file, or a folder or array of another layout.
         protocol_id: a protocol id or :class:`Protocol`.
         out_dir: output folder; None: ``eval-<name>-<protocol>[-<options>]`` next to the
             predictions. One holding any file this evaluation writes needs ``force=True``;
@@ -181,9 +184,8 @@ def evaluate_predictions_file(npz_path: str | Path, protocol_id: str | Protocol,
         lpips_weights, i3d_weights: optional metric weights (see :class:`Scorer`; None skips
             LPIPS / FVD, :data:`~hvrnn.evaluation.scorer.FROM_CACHE` reads the weights cache).
         targets: ground-truth clips instead of the dataset: uint8 (sequences, K + T_pred, H, W,
-            C), or an .npz path holding them as ``videos``.
-        dataset: a map-style dataset of (K + T_pred, C, H, W) float clips instead of
-            ``build_dataset``.
+            C), or a file (:func:`~hvrnn.evaluation.ground_truth.load_targets`).
+        dataset: a map-style dataset of (K + T_pred, C, H, W) float clips instead.
         max_sequences: score only the first sequences (recorded in the protocol).
 
     Returns:
@@ -196,23 +198,48 @@ def evaluate_predictions_file(npz_path: str | Path, protocol_id: str | Protocol,
     """
     p = get_protocol(protocol_id).with_options(max_sequences=max_sequences)
     path = Path(npz_path)
-    if not path.is_dir():  # the file itself is checked before any other work
-        open_npz(path, (), required="samples", what="predictions file")
+    layout = _checked_layout(path)
     require_report()
     resolve_device(device)
-    available, clips = _truth_source(p, targets, data_root, dataset)
+    own_truth = _own_truth(path, layout, p, targets, data_root, dataset)
+    available, clips = own_truth or _truth_source(p, targets, data_root, dataset)
     s = p.sequences(available)
     check_fvd_inputs(p, s, i3d_weights)
-    converted = path.is_dir()
+    converted = layout != "npz"
     out = Path(out_dir) if out_dir is not None else predictions_eval_folder(path, p)
     folder = eval_folder(out, force, OUTPUTS + (("predictions.npz",) if converted else ()))
     folder.check()
     with folder:
-        source: dict[str, Any] = {}
-        if converted:  # a PNG or video folder: converted to predictions.npz first
-            path, source = _convert(path, folder, p, s)
+        source: dict[str, Any] = {} if own_truth is None else {
+            "ground_truth": "inputs.npy + trues.npy next to the predictions"}
+        if converted:  # a folder or other codebase's arrays: converted to predictions.npz
+            path, converted_from = _convert(path, folder, p, s)
+            source.update(converted_from)
         return _score_file(path, p, s, clips, folder, lpips_weights, i3d_weights, chunk,
                            device, {**source, **fvd_warnings(p, s, available, i3d_weights)})
+
+
+def _checked_layout(path: Path) -> str:
+    """The layout of the predictions (:func:`~hvrnn.evaluation.prediction_files.
+    predictions_layout`); an ``.npz`` is opened and checked before any other work."""
+    from hvrnn.evaluation.prediction_files import predictions_layout
+
+    layout = predictions_layout(path) if path.exists() else "npz"
+    if layout == "npz":
+        open_npz(path, (), required="samples", what="predictions file")
+    return layout
+
+
+def _own_truth(path: Path, layout: str, p: Protocol, targets: Any, data_root: Any, dataset: Any
+               ) -> tuple[int, Callable[[int, int], np.ndarray]] | None:
+    """OpenSTL's saved ``inputs.npy`` + ``trues.npy`` as the ground truth of its predictions,
+    when no other ground truth is given (else None)."""
+    if layout != "openstl" or targets is not None or data_root is not None or \
+            dataset is not None:
+        return None
+    from hvrnn.evaluation.prediction_arrays import openstl_truth
+
+    return openstl_truth(path, p)
 
 
 def _convert(path: Path, folder: OutputFolder, p: Protocol, s: int

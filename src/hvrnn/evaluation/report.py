@@ -1,11 +1,15 @@
 """The result files of an evaluation and its printed summary.
 
-- ``metrics.json``: protocol, implementations (name, variant, weights SHA-256), library
-  version, checkpoint or predictions hash, and per metric best/mean/worst of N with mean, std
-  and a bootstrap 95% interval over sequences. Strict JSON: a non-finite value (the PSNR of a
-  perfect prediction is +inf) is written as null and listed under ``non_finite``.
-- ``per_frame.csv``: per predicted frame, the mean (and std) over sequences of each selection.
-- ``curves.png``: the same curves.
+- ``metrics.json``: protocol, implementations (name, convention, weights SHA-256), the metric
+  conventions used (their full definitions), library version, checkpoint or predictions hash,
+  and per metric best/mean/worst of N with mean, std and a bootstrap 95% interval over sequences,
+  the convention's name beside each metric; ``baselines``: the same numbers for the trivial
+  predictors (copy the last context frame, blank frames, the context's mean frame). Strict JSON:
+  a non-finite value (the PSNR of a perfect prediction is +inf) is written as null and listed
+  under ``non_finite``.
+- ``per_frame.csv``: per predicted frame, the mean (and std) over sequences of each selection,
+  and the trivial predictors' curves (``<metric>_<predictor>``).
+- ``curves.png``: the same curves (trivial predictors in grey).
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ def write_outputs(out: OutputFolder, scorer: Scorer, protocol: Protocol, n_seque
     ``out`` (they appear when it is committed); return what metrics.json holds
     (:class:`Results`, with the folder)."""
     from hvrnn import __version__
+    from hvrnn.metrics.conventions import get_convention
 
     results = {
         "protocol_id": protocol.id,
@@ -65,7 +70,9 @@ def write_outputs(out: OutputFolder, scorer: Scorer, protocol: Protocol, n_seque
         "n_samples": scorer.n_samples,
         "n_pred": protocol.n_pred,
         "implementations": scorer.implementations(),
+        "conventions": {c: get_convention(c).to_dict() for c in protocol.all_conventions()},
         "metrics": scorer.results(),
+        "baselines": scorer.baseline_results(),
         "wall_seconds": round(wall, 2),
         **extra,
     }
@@ -74,8 +81,9 @@ def write_outputs(out: OutputFolder, scorer: Scorer, protocol: Protocol, n_seque
                            f"asks for {protocol.n_samples}")
     non_finite: list[str] = []
     strict = finite_or_null(results, "", non_finite) | {"non_finite": non_finite}
-    out.write_text("per_frame.csv", csv_text(results["metrics"], protocol))
-    out.write_bytes("curves.png", plot_png(results["metrics"], protocol))
+    out.write_text("per_frame.csv", csv_text(results["metrics"], protocol,
+                                             results["baselines"]))
+    out.write_bytes("curves.png", plot_png(results["metrics"], protocol, results["baselines"]))
     out.write_text("metrics.json", json.dumps(strict, indent=2, allow_nan=False), marker=True)
     written = Results(strict)
     written.folder = out.path
@@ -86,19 +94,26 @@ def _curve_metrics(res: dict[str, Any]) -> list[str]:
     return [m for m, v in res.items() if isinstance(v, dict) and "best" in v]
 
 
-def write_csv(path: Path, res: dict[str, Any], protocol: Protocol) -> None:
+def write_csv(path: Path, res: dict[str, Any], protocol: Protocol,
+              baselines: dict[str, Any] | None = None) -> None:
     """:func:`csv_text` written to ``path`` atomically."""
-    text = csv_text(res, protocol)
+    text = csv_text(res, protocol, baselines)
     write_atomically(path, lambda tmp: tmp.write_text(text, newline=""))
 
 
-def csv_text(res: dict[str, Any], protocol: Protocol) -> str:
-    """per_frame.csv: one row per predicted frame (``t``: 1-based frame index in the clip)."""
+def csv_text(res: dict[str, Any], protocol: Protocol,
+             baselines: dict[str, Any] | None = None) -> str:
+    """per_frame.csv: one row per predicted frame (``t``: 1-based frame index in the clip);
+    columns ``<metric>_<selection>[_std]``, then ``<metric>_<predictor>`` of the trivial
+    predictors."""
     names = _curve_metrics(res)
+    baselines = baselines or {}
     header = ["t"]
     for m in names:
         for s in SELECTIONS:
             header += [f"{m}_{s}", f"{m}_{s}_std"]
+    for b, bres in baselines.items():
+        header += [f"{m}_{b}" for m in names if m in bres]
     f = io.StringIO(newline="")
     w = csv.writer(f)
     w.writerow(header)
@@ -108,17 +123,25 @@ def csv_text(res: dict[str, Any], protocol: Protocol) -> str:
             for s in SELECTIONS:
                 row += [repr(res[m][s]["per_frame_mean"][t]),
                         repr(res[m][s]["per_frame_std"][t])]
+        for bres in baselines.values():
+            row += [repr(bres[m]["best"]["per_frame_mean"][t]) for m in names if m in bres]
         w.writerow(row)
     return f.getvalue()
 
 
-def write_plot(path: Path, res: dict[str, Any], protocol: Protocol) -> None:
+def write_plot(path: Path, res: dict[str, Any], protocol: Protocol,
+               baselines: dict[str, Any] | None = None) -> None:
     """:func:`plot_png` written to ``path`` atomically."""
-    write_bytes_atomically(path, plot_png(res, protocol))
+    write_bytes_atomically(path, plot_png(res, protocol, baselines))
 
 
-def plot_png(res: dict[str, Any], protocol: Protocol) -> bytes:
-    """curves.png: per-frame curves of best/mean/worst of N, one panel per metric."""
+BASELINE_STYLES = {"copy_last": "-.", "blank": ":", "context_mean": (0, (5, 1, 1, 1, 1, 1))}
+
+
+def plot_png(res: dict[str, Any], protocol: Protocol,
+             baselines: dict[str, Any] | None = None) -> bytes:
+    """curves.png: per-frame curves of best/mean/worst of N, one panel per metric (titled with
+    its convention), and the trivial predictors in grey."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -134,10 +157,15 @@ def plot_png(res: dict[str, Any], protocol: Protocol) -> bytes:
             if s == "best":
                 std = np.asarray(res[m][s]["per_frame_std"])
                 ax.fill_between(t, mean - std, mean + std, alpha=0.2)
-        ax.set_title(m)
+        for b, bres in (baselines or {}).items():
+            if m in bres:
+                ax.plot(t, bres[m]["best"]["per_frame_mean"], color="0.5", lw=1,
+                        linestyle=BASELINE_STYLES.get(b, "-"), label=b)
+        conv = res[m].get("convention")
+        ax.set_title(f"{m} ({conv})" if conv and "@" not in m else m, fontsize=9)
         ax.set_xlabel("frame")
         ax.grid(alpha=0.3)
-    axes[0][0].legend()
+    axes[0][0].legend(fontsize=7)
     fig.suptitle(protocol.id)
     fig.tight_layout()
     buffer = io.BytesIO()
@@ -172,8 +200,10 @@ def format_summary(result: dict[str, Any]) -> str:
             lines.append(f"  {name:12s} {res}")
         elif "best" in res:
             b, m = res["best"], res["mean"]
+            label = name if "@" in name or "convention" not in res or name == "stroke_iou" \
+                else f"{name}@{res['convention']}"
             lines.append(
-                f"  {name:12s} best {_fmt(b['mean'], key + '.best.mean', non_finite, '.4f')} +- "
+                f"  {label:14s} best {_fmt(b['mean'], key + '.best.mean', non_finite, '.4f')} +- "
                 f"{_fmt(b['std'], key + '.best.std', non_finite, '.4f')}   "
                 f"mean {_fmt(m['mean'], key + '.mean.mean', non_finite, '.4f')} +- "
                 f"{_fmt(m['std'], key + '.mean.std', non_finite, '.4f')}")
@@ -188,6 +218,16 @@ def format_summary(result: dict[str, Any]) -> str:
             lines.append(f"  {'neg. ELBO':12s} {_fmt(value, '', {}, '.2f')} nats per clip")
         else:
             lines.append(f"  {term:12s} {_fmt(value, '', {}, '.4g')}")
+    baselines = result.get("baselines") or {}
+    if baselines:
+        shown = [m for m in ("ssim", "psnr", "stroke_iou") if m in result["metrics"]]
+        conv = result["metrics"].get("ssim", {}).get("convention", "")
+        lines.append(f"  trivial predictors ({conv} convention; "
+                     + ", ".join(shown) + "):")
+        for b, bres in baselines.items():
+            cells = [_fmt(bres[m]["best"]["mean"], f"baselines.{b}.{m}.best.mean", non_finite,
+                          ".4f") for m in shown if m in bres]
+            lines.append(f"    {b:14s} " + "  ".join(cells))
     for warning in result.get("warnings", []):
         lines.append(f"  warning: {warning}")
     return "\n".join(lines)

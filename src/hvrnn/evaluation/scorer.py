@@ -17,7 +17,7 @@ from torch import Tensor
 from hvrnn import metrics
 from hvrnn.errors import UserError
 from hvrnn.evaluation.protocols import PROTOCOLS, Protocol
-from hvrnn.io.frames import to_float
+from hvrnn.metrics.conventions import LEGACY, convention_scores, get_convention, stroke_iou
 from hvrnn.metrics.reduce import StreamingReducer
 from hvrnn.metrics.ssim import SSIM_VARIANTS
 
@@ -39,7 +39,7 @@ def check_fvd_inputs(p: Protocol, n_sequences: int, i3d_weights: Any) -> None:
             fewer than :data:`hvrnn.metrics.i3d.MIN_FRAMES` frames, fewer than 2 sequences are
             scored (a covariance needs 2 embeddings), or ``fvd_resize`` is unknown.
     """
-    if not i3d_weights:
+    if not i3d_weights or "fvd" not in p.metrics:
         return
     from hvrnn.metrics.fvd import RESIZE_MODES
     from hvrnn.metrics.i3d import MIN_FRAMES
@@ -64,7 +64,7 @@ def fvd_warnings(p: Protocol, n_sequences: int, available: int, i3d_weights: Any
     protocol's full test set (``available`` test clips, of which the registered protocol
     scores its own number); else ``{}``."""
     full = PROTOCOLS.get(p.id, p).sequences(available)
-    if not i3d_weights or n_sequences >= full:
+    if not i3d_weights or "fvd" not in p.metrics or n_sequences >= full:
         return {}
     return {"warnings": [
         f"FVD computed from {n_sequences} videos per set, the protocol's full test set has "
@@ -87,11 +87,34 @@ def progress_bar(total: int, desc: str) -> Any:
     return progress(total=total, desc=desc, unit="seq")
 
 
+def trivial_predictions(name: str, context: Tensor, n_pred: int) -> Tensor:
+    """A trivial predictor's frames: uint8 (b, n_pred, H, W, C) from the context (b, K, H, W, C).
+
+    ``copy_last``: the last context frame repeated; ``blank``: all-zero (black) frames;
+    ``context_mean``: the rounded per-pixel mean of the context frames, repeated.
+    """
+    last = context[:, -1:]
+    if name == "copy_last":
+        frame = last
+    elif name == "blank":
+        frame = torch.zeros_like(last)
+    elif name == "context_mean":
+        frame = context.double().mean(1, keepdim=True).round().to(torch.uint8)
+    else:
+        raise ValueError(f"unknown trivial predictor {name!r}")
+    return frame.expand(-1, n_pred, -1, -1, -1)
+
+
 class Scorer:
     """Accumulates per-frame metrics and FVD embeddings block by block of sequences.
 
+    ``psnr`` and ``ssim`` are computed under the protocol's convention, ``psnr@<name>`` and
+    ``ssim@<name>`` under each further one (:mod:`hvrnn.metrics.conventions`); ``ssim_legacy``
+    (data range 2) is always reported. The protocol's trivial predictors (``baselines``) are
+    scored on the same sequences with the same metrics (not FVD).
+
     Args:
-        protocol: the metric variants, FVD settings and seed.
+        protocol: the metric conventions, FVD settings and seed.
         lpips_weights: LPIPS weights (path, or a loaded :class:`~hvrnn.metrics.LPIPS`), or
             :data:`FROM_CACHE` for the weights cache; None (or False) skips LPIPS.
         i3d_weights: I3D weights (path or module), or :data:`FROM_CACHE`; None skips FVD.
@@ -102,9 +125,16 @@ class Scorer:
     def __init__(self, protocol: Protocol, lpips_weights: Any, i3d_weights: Any,
                  device: torch.device, batch_frames: int = 2048) -> None:
         self.p, self.device, self.batch_frames = protocol, device, batch_frames
-        self.ssim_names = [protocol.ssim_variant]
-        if protocol.ssim_variant != "legacy":
-            self.ssim_names.append("legacy")  # always report the legacy value too
+        try:
+            self.conventions = [get_convention(c) for c in protocol.all_conventions()]
+        except ValueError as exc:
+            raise UserError(f"protocol {protocol.id}: {exc}") from None
+        main = self.conventions[0]
+        self.legacy = not (main.ssim_window == "uniform" and main.ssim_data_range == 2)
+        if "lpips" not in protocol.metrics:
+            lpips_weights = None
+        if "fvd" not in protocol.metrics:
+            i3d_weights = None
         self.lpips_model = None
         if lpips_weights:
             self.lpips_model = (lpips_weights if isinstance(lpips_weights, metrics.LPIPS)
@@ -115,26 +145,61 @@ class Scorer:
         if i3d_weights:
             self.i3d = (i3d_weights if isinstance(i3d_weights, torch.nn.Module)
                         else metrics.load_i3d(_weights_arg(i3d_weights), device))
-        directions = {"psnr": True, "ssim": True}
-        if "legacy" in self.ssim_names[1:]:
+        directions: dict[str, bool] = {}
+        self.modes: dict[str, str] = {}
+        self.stamp: dict[str, str] = {}  # metric key -> convention name
+        for i, c in enumerate(self.conventions):
+            suffix = "" if i == 0 else f"@{c.name}"
+            directions[f"psnr{suffix}"] = directions[f"ssim{suffix}"] = True
+            self.modes[f"psnr{suffix}"] = "clip_mse" if c.psnr == "clip_mse" else c.best_of
+            self.modes[f"ssim{suffix}"] = c.best_of
+            self.stamp[f"psnr{suffix}"] = self.stamp[f"ssim{suffix}"] = c.name
+        if self.legacy:
             directions["ssim_legacy"] = True
+        if "stroke_iou" in protocol.metrics:
+            directions["stroke_iou"] = True
+            self.stamp["stroke_iou"] = "hvrnn (strokes: pixels >= 0.5)"
         if self.lpips_model is not None:
             directions["lpips"] = False
-        self.reducer = StreamingReducer(directions, seed=protocol.seed)
+        self.directions = directions
+        self.reducer = StreamingReducer(directions, seed=protocol.seed, modes=self.modes)
+        self.baselines = {name: StreamingReducer(directions, seed=protocol.seed,
+                                                 modes=self.modes)
+                          for name in protocol.baselines}
         self.real_feats: list[np.ndarray] = []
         self.fake_feats: list[np.ndarray] = []
         self.n_samples: int | None = None
 
     def _frame_metrics(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
-        """Per-frame values (n, T) of float64 samples x and targets y (n, T, C, H, W)."""
-        out = {"psnr": metrics.psnr(x, y, self.p.psnr_variant)}
-        ssims = metrics.ssim_variants(x, y, tuple(self.ssim_names))
-        out["ssim"] = ssims[self.p.ssim_variant]
-        if "ssim_legacy" in self.reducer.metrics:
-            out["ssim_legacy"] = ssims["legacy"]
+        """Per-frame values (n, T) of samples x and targets y: uint8 (n, T, C, H, W)."""
+        extra = [LEGACY] if self.legacy else []
+        scores = convention_scores(x, y, [*self.conventions, *extra], self.p.dataset)
+        out: dict[str, Tensor] = {}
+        for i, c in enumerate(self.conventions):
+            suffix = "" if i == 0 else f"@{c.name}"
+            sc = scores[c.name]
+            out[f"psnr{suffix}"] = sc["mse"] if c.psnr == "clip_mse" else sc["psnr"]
+            out[f"ssim{suffix}"] = sc["ssim"]
+        if self.legacy:
+            out["ssim_legacy"] = scores[LEGACY.name]["ssim"]
+        if "stroke_iou" in self.directions:
+            out["stroke_iou"] = stroke_iou(x, y)
         if self.lpips_model is not None:
             out["lpips"] = metrics.lpips(x, y, self.p.lpips_net, weights=self.lpips_model)
         return out
+
+    def _score(self, pred_u8: Tensor, true_u8: Tensor, n: int) -> dict[str, Tensor]:
+        """pred_u8 (b*n, T, H, W, C), true_u8 (b, T, H, W, C) uint8 -> {metric: (b, n, T)}."""
+        bn, t = pred_u8.shape[:2]
+        rows = max(1, self.batch_frames // t)  # samples per metric call
+        parts: dict[str, list[Tensor]] = {}
+        for s in range(0, bn, rows):
+            idx = torch.arange(s, min(bn, s + rows))
+            x = rearrange(pred_u8[idx], "n t h w c -> n t c h w").to(self.device)
+            y = rearrange(true_u8[idx // n], "n t h w c -> n t c h w").to(self.device)
+            for k, v in self._frame_metrics(x, y).items():
+                parts.setdefault(k, []).append(v.cpu())
+        return {k: rearrange(torch.cat(v), "(b n) t -> b n t", n=n) for k, v in parts.items()}
 
     def add(self, samples: np.ndarray | Tensor, targets: np.ndarray | Tensor,
             context: np.ndarray | Tensor | None) -> None:
@@ -143,17 +208,12 @@ class Scorer:
         self.n_samples = n
         pred_u8 = rearrange(_as_tensor(samples), "b n t h w c -> (b n) t h w c")
         true_u8 = _as_tensor(targets)  # (b, T, H, W, C)
-        rows = max(1, self.batch_frames // t)  # samples per metric call
-        parts: dict[str, list[Tensor]] = {}
-        for s in range(0, b * n, rows):
-            idx = torch.arange(s, min(b * n, s + rows))
-            # uint8 -> float64 in [0, 1] chunk by chunk: exact values, bounded memory.
-            x = to_float(pred_u8[idx], torch.float64, self.device)
-            y = to_float(true_u8[idx // n], torch.float64, self.device)
-            for k, v in self._frame_metrics(x, y).items():
-                parts.setdefault(k, []).append(v.cpu())
-        self.reducer.update({k: rearrange(torch.cat(v), "(b n) t -> b n t", b=b, n=n)
-                             for k, v in parts.items()})
+        self.reducer.update(self._score(pred_u8, true_u8, n))
+        for name, reducer in self.baselines.items():
+            if context is None and name != "blank":
+                continue
+            ctx = _as_tensor(context) if context is not None else true_u8[:, :1]
+            reducer.update(self._score(trivial_predictions(name, ctx, t), true_u8, 1))
         if self.i3d is not None:
             self._add_fvd(pred_u8, true_u8, context, b, n)
 
@@ -176,18 +236,24 @@ class Scorer:
         self.fake_feats.append(feats.reshape(b, n, -1))
 
     def implementations(self) -> dict[str, Any]:
-        """What computed each metric: function, variant, parameters, weights SHA-256."""
-        def ssim_entry(variant: str) -> dict[str, Any]:
-            return {"function": "hvrnn.metrics.ssim", "variant": variant,
-                    "parameters": dataclasses.asdict(SSIM_VARIANTS[variant])}
-
-        impl: dict[str, Any] = {
-            "psnr": {"function": "hvrnn.metrics.psnr", "variant": self.p.psnr_variant,
-                     "data_range": 1.0},
-            "ssim": ssim_entry(self.p.ssim_variant),
-        }
-        if "ssim_legacy" in self.reducer.metrics:
-            impl["ssim_legacy"] = ssim_entry("legacy")
+        """What computed each metric: function, convention, parameters, weights SHA-256."""
+        impl: dict[str, Any] = {}
+        for i, c in enumerate(self.conventions):
+            suffix = "" if i == 0 else f"@{c.name}"
+            impl[f"psnr{suffix}"] = {"function": "hvrnn.metrics.conventions.convention_scores",
+                                     "convention": c.name, "psnr": c.psnr,
+                                     "best_of": self.modes[f"psnr{suffix}"]}
+            impl[f"ssim{suffix}"] = {"function": "hvrnn.metrics.conventions.convention_scores",
+                                     "convention": c.name,
+                                     "parameters": dataclasses.asdict(c.ssim_variant()),
+                                     "channels": c.ssim_channels, "to_uint8": c.to_uint8,
+                                     "binarize": c.binarize, "best_of": c.best_of}
+        if self.legacy:
+            impl["ssim_legacy"] = {"function": "hvrnn.metrics.ssim", "variant": "legacy",
+                                   "parameters": dataclasses.asdict(SSIM_VARIANTS["legacy"])}
+        if "stroke_iou" in self.directions:
+            impl["stroke_iou"] = {"function": "hvrnn.metrics.conventions.stroke_iou",
+                                  "threshold": 0.5, "convention": "hvrnn's own"}
         impl["lpips"] = SKIPPED if self.lpips_model is None else {
             "function": "hvrnn.metrics.lpips", "version": "0.1", "net": self.p.lpips_net,
             "weights_sha256": dict(self.lpips_model.weights_sha256)}
@@ -201,9 +267,14 @@ class Scorer:
             "frechet": "scipy.linalg.sqrtm float64"}
         return impl
 
+    def _stamped(self, res: dict[str, Any]) -> dict[str, Any]:
+        """Reducer results with the convention's name beside each metric's numbers."""
+        return {k: ({**v, "convention": self.stamp[k]} if k in self.stamp else v)
+                for k, v in res.items()}
+
     def results(self) -> dict[str, Any]:
         """Per metric: best/mean/worst summaries and curves; FVD over rounds."""
-        out: dict[str, Any] = dict(self.reducer.result())
+        out: dict[str, Any] = self._stamped(dict(self.reducer.result()))
         if "lpips" not in out:
             out["lpips"] = SKIPPED
         if self.i3d is not None:
@@ -213,3 +284,9 @@ class Scorer:
         else:
             out["fvd"] = SKIPPED
         return out
+
+    def baseline_results(self) -> dict[str, Any]:
+        """Per trivial predictor (one sample per sequence): the metrics of :meth:`results`
+        without FVD; predictors that needed a context that was not given are left out."""
+        return {name: self._stamped(dict(r.result())) for name, r in self.baselines.items()
+                if r.n_sequences}

@@ -27,33 +27,62 @@ from torch import Tensor
 SELECTIONS = ("best", "mean", "worst")
 # Which direction is better for each known metric.
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "ssim_legacy": True, "ssim_gaussian": True,
+                    "stroke_iou": True,
                     "lpips": False}
 
 
-def select_samples(values: Tensor, higher_is_better: bool) -> dict[str, Tensor]:
+SELECTION_MODES = ("sequence", "frame", "clip_mse")
+
+
+def select_samples(values: Tensor, higher_is_better: bool, mode: str = "sequence"
+                   ) -> dict[str, Tensor]:
     """Best, mean and worst of N for each sequence.
 
     Args:
-        values: (B, N, T) per-frame metric of N samples of B sequences.
+        values: (B, N, T) per-frame metric of N samples of B sequences; for
+            ``mode="clip_mse"`` the per-frame MSE (the metric is then PSNR).
         higher_is_better: True for SSIM/PSNR, False for LPIPS.
+        mode: ``"sequence"``: best/worst judged on the frame-averaged value;
+            ``"frame"``: the best (worst) sample at every frame; ``"clip_mse"``: a sample's
+            value is ``10 log10(1 / mean MSE over frames)`` (MCVD's PSNR), best = highest.
 
     Returns:
         ``{"best": (B, T), "mean": (B, T), "worst": (B, T), "best_index": (B,),
-        "worst_index": (B,)}``; best/worst are judged on the frame-averaged value.
+        "worst_index": (B,), "value_best": (B,), "value_mean": (B,), "value_worst": (B,)}``:
+        per-frame curves (PSNR per frame for ``clip_mse``) and the per-sequence values that
+        are averaged over sequences.
     """
     if values.dim() != 3:
         raise ValueError(f"expected (B, N, T) values, got {tuple(values.shape)}")
+    if mode not in SELECTION_MODES:
+        raise ValueError(f"unknown selection mode {mode!r}; expected one of {SELECTION_MODES}")
     v = values.double()
-    score = v.mean(-1)  # (B, N)
-    if not higher_is_better:
-        score = -score
+    if mode == "clip_mse":
+        seq = 10.0 * torch.log10(1.0 / v.mean(-1))  # (B, N)
+        v = 10.0 * torch.log10(1.0 / v)
+        higher_is_better = True
+    else:
+        seq = v.mean(-1)  # (B, N)
+    score = seq if higher_is_better else -seq
     # argmax returns the first maximal index; NaN frames count as the worst possible value.
     score = torch.nan_to_num(score, nan=-torch.inf)
     best = score.argmax(-1)  # (B,)
     worst = (-score).argmax(-1)  # (B,)
     rows = torch.arange(v.shape[0])
-    return {"best": v[rows, best], "mean": v.mean(1), "worst": v[rows, worst],
-            "best_index": best, "worst_index": worst}
+    out = {"best": v[rows, best], "mean": v.mean(1), "worst": v[rows, worst],
+           "best_index": best, "worst_index": worst}
+    if mode == "frame":
+        frame = v if higher_is_better else -v
+        frame = torch.nan_to_num(frame, nan=-torch.inf)
+        out["best"] = v.gather(1, frame.argmax(1, keepdim=True)).squeeze(1)
+        out["worst"] = v.gather(1, (-frame).argmax(1, keepdim=True)).squeeze(1)
+    if mode == "clip_mse":
+        out.update(value_best=seq[rows, best], value_mean=seq.mean(1),
+                   value_worst=seq[rows, worst])
+    else:
+        out.update(value_best=out["best"].mean(-1), value_mean=out["mean"].mean(-1),
+                   value_worst=out["worst"].mean(-1))
+    return out
 
 
 def bootstrap_ci(x: np.ndarray, n_boot: int = 1000, seed: int = 0,
@@ -83,8 +112,11 @@ def summarize(per_sequence: np.ndarray, n_boot: int = 1000, seed: int = 0) -> di
 @dataclass
 class _MetricState:
     higher_is_better: bool
+    mode: str = "sequence"
     curves: dict[str, list[np.ndarray]] = field(
         default_factory=lambda: {s: [] for s in SELECTIONS})  # each: list of (B, T) blocks
+    values: dict[str, list[np.ndarray]] = field(
+        default_factory=lambda: {s: [] for s in SELECTIONS})  # each: list of (B,) blocks
     best_index: list[np.ndarray] = field(default_factory=list)
 
 
@@ -100,13 +132,18 @@ class StreamingReducer:
         higher_is_better: metric name -> direction. Names in :data:`HIGHER_IS_BETTER` may be
             given as a list instead.
         n_boot, seed: bootstrap settings for the 95% interval.
+        modes: metric name -> selection mode of :func:`select_samples` (default
+            ``"sequence"``).
     """
 
     def __init__(self, higher_is_better: dict[str, bool] | list[str] | tuple[str, ...],
-                 n_boot: int = 1000, seed: int = 0) -> None:
+                 n_boot: int = 1000, seed: int = 0, modes: dict[str, str] | None = None
+                 ) -> None:
         if not isinstance(higher_is_better, dict):
             higher_is_better = {m: HIGHER_IS_BETTER[m] for m in higher_is_better}
-        self.metrics = {m: _MetricState(h) for m, h in higher_is_better.items()}
+        modes = modes or {}
+        self.metrics = {m: _MetricState(h, modes.get(m, "sequence"))
+                        for m, h in higher_is_better.items()}
         self.n_boot, self.seed = n_boot, seed
         self.n_sequences = 0
         self.n_samples: int | None = None
@@ -127,9 +164,10 @@ class StreamingReducer:
                              f"T={self.n_frames}")
         for name, v in values.items():
             state = self.metrics[name]
-            sel = select_samples(v, state.higher_is_better)
+            sel = select_samples(v, state.higher_is_better, state.mode)
             for s in SELECTIONS:
                 state.curves[s].append(sel[s].cpu().numpy())
+                state.values[s].append(sel[f"value_{s}"].cpu().numpy())
             state.best_index.append(sel["best_index"].cpu().numpy())
         self.n_sequences += b
 
@@ -157,7 +195,8 @@ class StreamingReducer:
             out[name] = {}
             for s in SELECTIONS:
                 c = self.curves(name, s)  # (S, T)
-                summary = summarize(c.mean(axis=1), self.n_boot, self.seed)
+                summary = summarize(np.concatenate(self.metrics[name].values[s]),
+                                    self.n_boot, self.seed)
                 with np.errstate(invalid="ignore"):
                     summary["per_frame_mean"] = c.mean(axis=0).tolist()
                     summary["per_frame_std"] = c.std(axis=0).tolist()

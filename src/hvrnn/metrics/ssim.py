@@ -99,18 +99,20 @@ def _ssim_from_moments(moments: tuple[Tensor, ...], v: SSIMVariant) -> Tensor:
     return (num / den).mean(dim=(-2, -1))
 
 
-def ssim_variants(pred: Tensor, target: Tensor, variants: tuple[str, ...] = ("skimage",),
+def ssim_variants(pred: Tensor, target: Tensor,
+                  variants: tuple[str | SSIMVariant, ...] = ("skimage",),
                   dtype: torch.dtype = torch.float64) -> dict[str, Tensor]:
     """Several SSIM variants at once; variants with the same window share the filtering.
 
     Args:
         pred: (B, T, C, H, W) floats in [0, 1], or uint8 (divided by 255).
         target: (B, T, C, H, W), same rule.
-        variants: names from :data:`SSIM_VARIANTS`.
+        variants: names from :data:`SSIM_VARIANTS`, or :class:`SSIMVariant` objects (the
+            parameters of a metric convention, :mod:`hvrnn.metrics.conventions`).
         dtype: computation precision; float64 (default) matches scikit-image to ~1e-12.
 
     Returns:
-        ``{variant: (B, T)}`` SSIM per frame, the mean over channels of each channel's SSIM.
+        ``{variant name: (B, T)}`` SSIM per frame, the mean over channels of each channel's SSIM.
 
     Raises:
         ValueError: shapes differ or are not 5-d, frames smaller than a window, an unknown
@@ -119,36 +121,39 @@ def ssim_variants(pred: Tensor, target: Tensor, variants: tuple[str, ...] = ("sk
     if pred.shape != target.shape or pred.dim() != 5:
         raise ValueError(f"ssim: pred {tuple(pred.shape)} and target {tuple(target.shape)} "
                          "must both be (B, T, C, H, W)")
-    for name in variants:
-        if name not in SSIM_VARIANTS:
-            raise ValueError(f"ssim: unknown variant {name!r}; expected one of "
+    chosen: list[SSIMVariant] = []
+    for v in variants:
+        if isinstance(v, SSIMVariant):
+            chosen.append(v)
+        elif v in SSIM_VARIANTS:
+            chosen.append(SSIM_VARIANTS[v])
+        else:
+            raise ValueError(f"ssim: unknown variant {v!r}; expected one of "
                              f"{tuple(SSIM_VARIANTS)}")
     pred = unit_range(pred, "ssim: pred")
     target = unit_range(target, "ssim: target")
     b, t, c, h, w = pred.shape
-    for name in variants:
-        win = SSIM_VARIANTS[name].win_size
-        if min(h, w) < win:
-            raise ValueError(f"ssim: frames of {h}x{w} are smaller than the {win}x{win} "
-                             f"window of variant {name!r}")
+    for v in chosen:
+        if min(h, w) < v.win_size:
+            raise ValueError(f"ssim: frames of {h}x{w} are smaller than the {v.win_size}x"
+                             f"{v.win_size} window of variant {v.name!r}")
     x = rearrange(pred, "b t c h w -> (b t c) h w")
     y = rearrange(target, "b t c h w -> (b t c) h w")
-    parts: dict[str, list[Tensor]] = {name: [] for name in variants}
+    parts: dict[str, list[Tensor]] = {v.name: [] for v in chosen}
     # Chunks of single-channel images bound the memory of the five filtered maps.
     for start in range(0, x.shape[0], _CHUNK):
         xc = x[start:start + _CHUNK].to(dtype)
         yc = y[start:start + _CHUNK].to(dtype)
-        cache: dict[tuple[bool, bool, int], tuple[Tensor, ...]] = {}
-        for name in variants:
-            v = SSIM_VARIANTS[name]
-            key = (v.gaussian_weights, v.use_sample_covariance, v.win_size)
+        cache: dict[tuple[bool, bool, int, float], tuple[Tensor, ...]] = {}
+        for v in chosen:
+            key = (v.gaussian_weights, v.use_sample_covariance, v.win_size, v.sigma)
             if key not in cache:
                 cache[key] = _local_moments(xc, yc, v)
-            parts[name].append(_ssim_from_moments(cache[key], v))
+            parts[v.name].append(_ssim_from_moments(cache[key], v))
     out: dict[str, Tensor] = {}
-    for name in variants:
-        per_channel = rearrange(torch.cat(parts[name]), "(b t c) -> b t c", b=b, t=t, c=c)
-        out[name] = per_channel.mean(-1).to(torch.float64)
+    for v in chosen:
+        per_channel = rearrange(torch.cat(parts[v.name]), "(b t c) -> b t c", b=b, t=t, c=c)
+        out[v.name] = per_channel.mean(-1).to(torch.float64)
     return out
 
 
