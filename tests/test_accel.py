@@ -206,3 +206,26 @@ def test_option_values_are_checked():
     assert accel.enabled("auto", "cpu") is False and accel.enabled("auto", "cuda") is True
     assert not accel.device_finite_check("auto", "auto", "cpu")
     assert accel.device_finite_check("auto", "auto", "cuda")
+
+
+def test_training_with_every_option_resumes_exactly(smmnist16_root, tmp_path):
+    """Batches generated on the device, the fused optimiser and the device-side finite check
+    in a real run: a run stopped at step 3 and resumed ends where the uninterrupted one does
+    (the flags of the last step are read before each checkpoint)."""
+    import dataclasses
+
+    import hvrnn.train as tr
+    from hvrnn.checkpoint import read_checkpoint
+
+    cfg = load_config("tiny", [*TINY_OVERRIDES, f"data.root={smmnist16_root}",
+                               "train.data_on_device=true", "train.fused_optimizer=enabled",
+                               "train.finite_check=device", "train.log_every=2"])
+    full = tr.train(cfg, tmp_path / "full")
+    short = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, max_steps=3))
+    tr.train(short, tmp_path / "split")
+    split = tr.train(cfg, tmp_path / "split", resume=True)
+    assert full.step == split.step == cfg.train.max_steps and full.status == "finished"
+    a, b = (read_checkpoint(r.checkpoint)["model"] for r in (full, split))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    la, lb = ({r["step"]: r["loss"] for r in tr.read_metrics(r.run_dir)} for r in (full, split))
+    assert la and all(lb[s] == v for s, v in la.items())

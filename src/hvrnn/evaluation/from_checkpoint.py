@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from hvrnn.accel import compile_cells
 from hvrnn.checkpoint import (
     checkpoint_tag,
     default_output_base,
@@ -25,6 +26,7 @@ from hvrnn.checkpoint import (
     resolve_checkpoint,
 )
 from hvrnn.config import EvalConfig, ExperimentConfig
+from hvrnn.config.sections import COMPILE_MODES
 from hvrnn.distributed import resolve_device
 from hvrnn.errors import UserError
 from hvrnn.evaluation.ground_truth import clips_uint8, ground_truth
@@ -76,6 +78,8 @@ def _check_geometry(cfg: ExperimentConfig, p: Protocol, path: Path) -> None:
             raise UserError(f"checkpoint {str(path)!r} has data.{key}={have} but protocol "
                             f"{p.id} needs {want}")
 
+SEQUENCE_STRIDE = 1_000_003
+
 
 def _model_protocol(model: VideoModel, cfg: ExperimentConfig, protocol_id: str | Protocol,
                     n_samples: int | None, max_sequences: int | None, path: Path) -> Protocol:
@@ -85,6 +89,12 @@ def _model_protocol(model: VideoModel, cfg: ExperimentConfig, protocol_id: str |
     p = p.with_options(n_samples=model.distinct_samples(p.n_samples))
     _check_geometry(cfg, p, path)
     return p
+
+
+def sequence_generator(seed: int, index: int, device: torch.device) -> torch.Generator:
+    """The generator of all latent noise of test sequence ``index`` under protocol seed
+    ``seed``."""
+    return torch.Generator(device=device).manual_seed(seed * SEQUENCE_STRIDE + index)
 
 
 def _synchronize(device: torch.device) -> None:
@@ -98,10 +108,12 @@ def _sampled_blocks(model: VideoModel, cfg: ExperimentConfig, p: Protocol, gt: A
                     writer: PredictionsWriter | None) -> Iterator[Block]:
     """Draw, quantise and yield the samples of each block; add the block's loss terms (summed
     over clips) to ``elbo_sums``, the seconds spent drawing samples to
-    ``elbo_sums["_sampling_seconds"]`` and its samples to ``writer``."""
-    generator = torch.Generator(device=device).manual_seed(p.seed)
+    ``elbo_sums["_sampling_seconds"]`` and its samples to ``writer``. The noise of test
+    sequence i comes from its own generator (:func:`sequence_generator`), so the samples do
+    not depend on ``batch_size``."""
     for a in range(0, n_sequences, batch_size):
         b = min(n_sequences, a + batch_size)
+        generator = [sequence_generator(p.seed, i, device) for i in range(a, b)]
         clip = clips_uint8(gt, a, b, p)  # (b, K + T, H, W, C)
         video = to_float(clip, device=device)  # (b, K + T, C, H, W)
         with torch.no_grad():
@@ -207,8 +219,11 @@ def evaluate_checkpoint(checkpoint_path: str | Path, protocol_id: str | Protocol
                         *, batch_size: int = 0, temperature: float | None = None,
                         force: bool = False, save_predictions: bool = True,
                         dataset: Any = None, sampler: Callable[..., Tensor] | None = None,
-                        config_defaults: bool = False) -> dict[str, Any]:
+                        config_defaults: bool = False, compile_mode: str | None = None
+                        ) -> dict[str, Any]:
     """Sample from a checkpoint on the protocol's test set and score the samples.
+
+    Long because it documents every option of an evaluation.
 
     Args:
         checkpoint_path: a checkpoint file or run directory.
@@ -231,6 +246,9 @@ def evaluate_checkpoint(checkpoint_path: str | Path, protocol_id: str | Protocol
         config_defaults: take the options left unset from the checkpoint config's ``eval``
             section (``n_samples``, ``max_sequences``, ``temperature``, weights; a weights path
             there is preferred to ``FROM_CACHE``), as ``hvrnn evaluate`` does.
+        compile_mode: ``torch.compile`` every ConvLSTM's per-frame step in this mode
+            (:func:`hvrnn.accel.compile_cells`); None: the config's ``eval.compile`` (with
+            ``config_defaults``), else no compilation.
 
     Returns:
         What metrics.json holds (``checkpoint_sha256``, ``elbo``: teacher-forced terms,
@@ -245,6 +263,7 @@ def evaluate_checkpoint(checkpoint_path: str | Path, protocol_id: str | Protocol
     dev, ckpt_file = resolve_device(device), resolve_checkpoint(checkpoint_path)
     require_report()
     model, cfg = load_checkpoint(ckpt_file, device=dev)
+    _compile(model, cfg.eval if config_defaults else None, compile_mode)
     n_samples, max_sequences, temperature, lpips_weights, i3d_weights = _options(
         cfg.eval if config_defaults else None, n_samples, max_sequences, temperature,
         lpips_weights, i3d_weights, batch_size)
@@ -259,6 +278,19 @@ def evaluate_checkpoint(checkpoint_path: str | Path, protocol_id: str | Protocol
                               Scorer(p, lpips_weights, i3d_weights, dev),
                               batch_size or cfg.eval.batch_size, sampler or sample,
                               temperature, dev, save_predictions, i3d_weights)
+
+
+def _compile(model: VideoModel, defaults: EvalConfig | None, mode: str | None) -> None:
+    """Compile the model's ConvLSTM steps in ``mode`` (None: ``defaults.compile_mode`` if
+    ``defaults.compile``, else nothing)."""
+    if mode is None and defaults is not None and defaults.compile:
+        mode = defaults.compile_mode
+    if mode is None:
+        return
+    if mode not in COMPILE_MODES:
+        raise UserError(f"compile_mode={mode!r} is invalid: expected one of "
+                        f"{', '.join(COMPILE_MODES)}")
+    compile_cells(model, mode)
 
 
 def _evaluate_into(folder: OutputFolder, model: VideoModel, cfg: ExperimentConfig,
