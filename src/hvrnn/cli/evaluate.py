@@ -93,7 +93,7 @@ def _score_checkpoint(args: argparse.Namespace, lpips_weights: Any, i3d_weights:
         lpips_weights=lpips_weights, i3d_weights=i3d_weights, batch_size=args.batch_size,
         temperature=args.temperature, force=args.force,
         save_predictions=not args.no_save_predictions, config_defaults=True,
-        compile_mode=args.compile)
+        compile_mode=args.compile, bf16=args.bf16)
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -144,6 +144,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    metavar="MODE", help="torch.compile each ConvLSTM's per-frame step for "
                    "sampling (checkpoint only; MODE default, or reduce-overhead for CUDA "
                    "graphs; default: the checkpoint's eval.compile)")
+    p.add_argument("--bf16", action="store_true", help="sample under bf16 autocast "
+                   "(checkpoint only; faster on GPUs, samples differ by rounding)")
     p.add_argument("--no-save-predictions", action="store_true",
                    help="do not write predictions.npz (checkpoint only)")
     p.add_argument("--force", action="store_true",
