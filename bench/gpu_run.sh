@@ -4,7 +4,8 @@
 # is left is skipped and says so):
 #
 #   1. bair64 training step (149 M parameters) at batch 16: float32 as before; bf16 and float32
-#      with the fast exact options (fused Adam, finite check on the device); then the small
+#      with the fast exact options (fused Adam, finite check on the device); bf16 with GroupNorm
+#      in bf16 too (train.amp_group_norm); then the small
 #      recipe smmnist64_fast at batch 32 before / after (+ on-device SM-MNIST batches) / after
 #      with compiled ConvLSTM steps (CUDA graphs); the BAIR protocol's time (bair64-c2-p28-n100,
 #      48 of its 256 sequences timed, scaled); the official implementation's step at batch 16
@@ -114,6 +115,8 @@ stage "bair64 b$b16 bf16 + fused + device check" 60 "${ts[@]}" "${big[@]}" --bat
   "${fast[@]}"
 stage "bair64 b$b16 float32 + fused + device check" 60 "${ts[@]}" "${big[@]}" --batch-size $b16 \
   "${fast[@]}"
+stage "bair64 b$b16 bf16 + fused + device check + bf16 GroupNorm" 60 "${ts[@]}" "${big[@]}" \
+  --batch-size $b16 --bf16 --bf16-norm "${fast[@]}"
 stage "small recipe b$bs before" 45 "${ts[@]}" "${small[@]}" --batch-size $bs --bf16
 stage "small recipe b$bs after" 45 "${ts[@]}" "${small[@]}" --batch-size $bs --bf16 "${fast[@]}" \
   --data-on-device

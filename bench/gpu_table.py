@@ -18,6 +18,7 @@ def label(r: dict) -> str:
     parts = [r["preset"], "bf16" if r["bf16"] else "float32"]
     parts += [name for key, name in (("fused", "fused Adam"), ("device_check", "device check"),
                                      ("channels_last", "channels_last"),
+                                     ("bf16_norm", "bf16 GroupNorm"),
                                      ("data_on_device", "data on device")) if r.get(key)]
     if r.get("compile", "none") != "none":
         parts.append(f"compiled {r['compile']} ({r['compile_mode']})")

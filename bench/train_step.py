@@ -38,6 +38,7 @@ def overrides(args: argparse.Namespace) -> list[str]:
           f"train.fused_optimizer={'enabled' if args.fused else 'disabled'}",
           f"train.finite_check={'device' if args.device_check else 'host'}",
           f"train.channels_last={'enabled' if args.channels_last else 'disabled'}",
+          f"train.amp_group_norm={'bf16' if args.bf16_norm else 'float32'}",
           f"train.compile={'true' if args.compile != 'none' else 'false'}",
           f"train.compile_scope={'cells' if args.compile == 'cells' else 'model'}",
           f"train.compile_mode={args.compile_mode}", "train.lr=1e-4"]
@@ -93,6 +94,8 @@ def main() -> None:
     ap.add_argument("--device-check", action="store_true",
                     help="train.finite_check=device (needs --fused)")
     ap.add_argument("--channels-last", action="store_true", help="train.channels_last=enabled")
+    ap.add_argument("--bf16-norm", action="store_true",
+                    help="train.amp_group_norm=bf16 (GroupNorm in bf16 under autocast)")
     ap.add_argument("--compile", choices=("none", "model", "cells"), default="none",
                     help="train.compile with train.compile_scope")
     ap.add_argument("--compile-mode", default="default", help="train.compile_mode")
@@ -148,6 +151,7 @@ def run(args: argparse.Namespace) -> None:
         "bench": "train_step", "preset": args.preset, "official_layout": args.official_layout,
         "checkpointing": args.checkpointing, "bf16": args.bf16, "fused": args.fused,
         "device_check": args.device_check, "channels_last": args.channels_last,
+        "bf16_norm": args.bf16_norm,
         "compile": args.compile, "compile_mode": args.compile_mode,
         "data_on_device": args.data_on_device,
         "device": str(dev), "batch_size": args.batch_size, "clip_frames": cfg.data.seq_len,

@@ -229,3 +229,31 @@ def test_training_with_every_option_resumes_exactly(smmnist16_root, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     la, lb = ({r["step"]: r["loss"] for r in tr.read_metrics(r.run_dir)} for r in (full, split))
     assert la and all(lb[s] == v for s, v in la.items())
+
+
+def test_bf16_group_norm_stays_within_the_bf16_tolerance_and_is_inert_in_float32(clip):
+    cfg, x = clip
+    model = _model(cfg)
+    eps = noise(model, 3, 3)
+    fp32 = _terms_and_grads(model, cfg, x, eps)
+    bf16_fwd = autocast_forward(model, torch.device("cpu"), "bf16")
+    autocast_gn, _ = _terms_and_grads(model, cfg, x, eps, forward=bf16_fwd)
+    assert accel.group_norm_in_bf16(model) > 0
+    _assert_close(fp32, _terms_and_grads(model, cfg, x, eps))  # float32 inputs: unchanged
+    seen = []
+    norm = next(m for m in model.modules() if isinstance(m, torch.nn.GroupNorm))
+    norm.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    bf16_gn, grads = _terms_and_grads(model, cfg, x, eps, forward=bf16_fwd)
+    assert torch.bfloat16 in seen  # the norm did run in bf16
+    # (CPU autocast already runs GroupNorm in bf16, CUDA autocast in float32; here both agree)
+    assert abs(bf16_gn - autocast_gn) <= BF16_LOSS_RTOL * abs(fp32[0])
+    x16 = torch.randn(2, 8, 4, 4).bfloat16()
+    gn = torch.nn.GroupNorm(4, 8)
+    accel.group_norm_in_bf16(gn)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = gn(x16)
+    assert out.dtype == torch.bfloat16
+    ref = torch.nn.functional.group_norm(x16.float(), 4, gn.weight, gn.bias, gn.eps)
+    assert torch.allclose(out.float(), ref, atol=0.05)
+    assert abs(bf16_gn - fp32[0]) <= BF16_LOSS_RTOL * abs(fp32[0])
+    assert all(torch.isfinite(g).all() and g.dtype == torch.float32 for g in grads.values())

@@ -9,6 +9,8 @@ beyond float rounding (tests/test_accel.py states the tolerances and checks them
   method the plain path calls, so the CPU tests check the same code the GPU runs.
 * :func:`to_channels_last`: 4-D weights in the channels_last memory format (convolutions then
   produce channels_last activations).
+* :func:`group_norm_in_bf16`: GroupNorm (and so the ConvLSTM gates after it) in bf16 under
+  bf16 autocast instead of autocast's float32 round trip.
 * :func:`adam_options`: ``fused=True`` for ``torch.optim.Adam`` (one kernel per device for
   the whole update; it also takes the device-side finite flag, ``found_inf``).
 
@@ -18,10 +20,12 @@ The ``auto`` value of an option means "on where it pays": on CUDA, off on the CP
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from hvrnn.layers.convlstm import ConvLSTMCell
 
@@ -67,6 +71,31 @@ def uncompile_cells(model: nn.Module) -> None:
             vars(cell).pop("step", None)
 
 
+def _group_norm_keeping_dtype(norm: nn.GroupNorm, x: Tensor) -> Tensor:
+    """GroupNorm in the input's dtype when it is a half type (bf16 under autocast), instead of
+    autocast's float32 round trip; float32 inputs take the module's own path."""
+    if x.dtype not in (torch.bfloat16, torch.float16):
+        return nn.GroupNorm.forward(norm, x)
+    with torch.autocast(x.device.type, enabled=False):
+        weight = None if norm.weight is None else norm.weight.to(x.dtype)
+        bias = None if norm.bias is None else norm.bias.to(x.dtype)
+        return F.group_norm(x, norm.num_groups, weight, bias, norm.eps)
+
+
+def group_norm_in_bf16(model: nn.Module) -> int:
+    """Let every ``nn.GroupNorm`` of ``model`` run in bf16 when its input is bf16
+    (``train.amp_group_norm=bf16``): autocast otherwise computes GroupNorm in float32 and hands
+    float32 to the ConvLSTM gates, a cast before and after every normalisation. The statistics
+    are still accumulated in float32 inside the kernel; inputs that are float32 (the latent
+    heads, which run outside autocast) are unchanged. Returns the number of layers changed."""
+    n = 0
+    for norm in model.modules():
+        if isinstance(norm, nn.GroupNorm) and "forward" not in vars(norm):
+            norm.forward = partial(_group_norm_keeping_dtype, norm)
+            n += 1
+    return n
+
+
 def to_channels_last(model: nn.Module) -> nn.Module:
     """The model's 4-D parameters and buffers in the channels_last memory format (in place)."""
     return model.to(memory_format=torch.channels_last)
@@ -95,5 +124,5 @@ def prepare_model(model: nn.Module, device: torch.device | str, *,
     return model
 
 
-__all__ = ["adam_options", "compile_cells", "device_finite_check", "enabled", "prepare_model",
-           "to_channels_last", "uncompile_cells"]
+__all__ = ["adam_options", "compile_cells", "device_finite_check", "enabled",
+           "group_norm_in_bf16", "prepare_model", "to_channels_last", "uncompile_cells"]

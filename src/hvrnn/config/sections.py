@@ -106,6 +106,9 @@ class TrainConfig:
     # optimiser (found_inf) and the host reads the flag one step later, raising
     # TrainingDiverged then; auto = device where the optimiser is fused on CUDA.
     finite_check: str = "auto"  # auto | host | device
+    # GroupNorm under bf16 autocast: "float32" (autocast's rule: a float32 round trip) or
+    # "bf16" (in the input's dtype, statistics accumulated in float32; the heads stay float32)
+    amp_group_norm: str = "float32"
     channels_last: str = "disabled"  # channels_last memory format: auto | enabled | disabled
     # SM-MNIST training clips generated on the training device, the whole batch at once, by the
     # rules of the CPU generator (hvrnn.data.smmnist_device); other clips than the CPU loader's
@@ -140,6 +143,8 @@ class TrainConfig:
         for key in ("fused_optimizer", "channels_last"):
             check(getattr(self, key) in ("auto", "enabled", "disabled"), f"train.{key}",
                   getattr(self, key), "auto, enabled or disabled")
+        check(self.amp_group_norm in ("float32", "bf16"), "train.amp_group_norm",
+              self.amp_group_norm, "float32 or bf16")
         check(self.finite_check in ("auto", "host", "device"), "train.finite_check",
               self.finite_check, "auto, host or device")
         check(not (self.finite_check == "device" and self.fused_optimizer == "disabled"),

@@ -98,6 +98,8 @@ def wrap_for_training(model: nn.Module, cfg: ExperimentConfig, dist: DistInfo) -
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
     tc = cfg.train
+    if tc.amp_group_norm == "bf16":
+        accel.group_norm_in_bf16(model)
     if tc.compile and tc.compile_scope == "cells":
         accel.compile_cells(model, tc.compile_mode)
     elif tc.compile:
