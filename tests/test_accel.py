@@ -257,3 +257,20 @@ def test_bf16_group_norm_stays_within_the_bf16_tolerance_and_is_inert_in_float32
     assert torch.allclose(out.float(), ref, atol=0.05)
     assert abs(bf16_gn - fp32[0]) <= BF16_LOSS_RTOL * abs(fp32[0])
     assert all(torch.isfinite(g).all() and g.dtype == torch.float32 for g in grads.values())
+
+
+def test_one_generator_per_context_makes_samples_independent_of_the_batch(clip):
+    cfg, x = clip
+    model = _model(cfg).eval()
+    ctx = x[:, :2]
+
+    def gens(idx):
+        return [torch.Generator().manual_seed(100 + i) for i in idx]
+
+    together = hvrnn.sample(model, ctx, horizon=3, n_samples=2, generator=gens(range(3)))
+    for i in range(3):
+        alone = hvrnn.sample(model, ctx[i:i + 1], horizon=3, n_samples=2, generator=gens([i]))
+        assert torch.allclose(alone[0], together[i], atol=1e-6)
+    assert not torch.allclose(together[0, 0], together[0, 1])  # the samples differ
+    with pytest.raises(ValueError, match="2 generators for 3 contexts"):
+        hvrnn.sample(model, ctx, horizon=1, generator=gens(range(2)))
