@@ -12,10 +12,12 @@
 #      (float32, bf16) when its folder is there; bair64 at batch 64 and 128; channels_last;
 #      compiled ConvLSTM steps on bair64; the protocol with compiled steps.
 #   2. smmnist32_gpu from the shipped weights (train.init_from=pretrained:smmnist32) for the
-#      minutes reserved (--train-minutes, default 1.5; compiled steps if stage 1 found them
+#      minutes reserved (--train-minutes, default 1; compiled steps if stage 1 found them
 #      faster), scored on smmnist32-c2-p10-n10 and exported as a pretrained folder (tar).
+#      --train-only skips stage 1 (a later lease that only trains: --budget 540
+#      --train-minutes 6, say).
 #
-#   bash bench/gpu_run.sh [OUT_DIR] [--budget S] [--train-minutes M] [--data DIR]
+#   bash bench/gpu_run.sh [OUT_DIR] [--budget S] [--train-minutes M] [--data DIR] [--train-only]
 #   bash bench/gpu_run.sh /tmp/dry --dry-run      # the same stages on the CPU, tiny sizes
 #
 # OUT_DIR defaults to $OUT (the device machine's result folder). --data holds smmnist32/ (made
@@ -27,10 +29,11 @@
 # bench.jsonl (one JSON object per measurement), smmnist32_train.jsonl, smmnist32_eval.json,
 # smmnist32_per_frame.csv, smmnist32_samples.png, pretrained_smmnist32.tar.
 set -uo pipefail
-out=${OUT:-gpu_out}; budget=480; train_min=1.5; data=.gpu_carry; dry=0
+out=${OUT:-gpu_out}; budget=480; train_min=1; data=.gpu_carry; dry=0; train_only=0
 while (($#)); do
   case $1 in
     --dry-run) dry=1 ;;
+    --train-only) train_only=1 ;;
     --budget) budget=$2; shift ;;
     --train-minutes) train_min=$2; shift ;;
     --data) data=$2; shift ;;
@@ -50,7 +53,8 @@ log=$out/gpu_run.log; jsonl=$out/bench.jsonl
 exec 2> >(tee -a "$log" >&2)
 start=$(date +%s)
 left() { echo $((budget - ($(date +%s) - start))); }
-reserve=$(python3 -c "print(int($train_min * 60 + 100))")
+# the training's minutes plus its start, final validation and checkpoint, the scoring, the export
+reserve=$(python3 -c "print(int($train_min * 60 + 150 * $slow))")
 
 # stage NAME TIMEOUT CMD...: runs CMD (stdout appended to bench.jsonl) if it fits before the
 # training reserve; its output and exit status go to the log.
@@ -110,6 +114,7 @@ fast=(--fused --device-check)
 ts=("$py" bench/train_step.py --device $dev "${steps[@]}" --json)
 
 # ---- 1. measurements ------------------------------------------------------------------------
+if ((train_only)); then echo "== --train-only: no measurements" >&2; else
 stage "bair64 b$b16 float32 (as before)" 60 "${ts[@]}" "${big[@]}" --batch-size $b16
 stage "bair64 b$b16 bf16 + fused + device check" 60 "${ts[@]}" "${big[@]}" --batch-size $b16 --bf16 \
   "${fast[@]}"
@@ -143,27 +148,29 @@ stage "bair64 b$b16 bf16 + fused + device check + compiled cells" 180 "${ts[@]}"
 stage "BAIR protocol bf16 + compiled cells" 150 $py bench/protocol.py --device $dev --bf16 \
   --compile default "${proto[@]}" --json
 
+fi
+
 # ---- 2. smmnist32 from the shipped weights ----------------------------------------------------
 compile=$($py - "$jsonl" <<'EOF'
 import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")] if __import__("os").path.exists(sys.argv[1]) else []
 small = [r for r in rows if r.get("bench") == "train_step" and r.get("data_on_device")]
 fps = {r["compile"]: r["frames_per_second"] for r in small}
 print("true" if fps.get("cells", 0) > 1.1 * fps.get("none", float("inf")) else "false")
 EOF
 )
 run=$(mktemp -d)/smmnist32_gpu
-minutes=$(python3 -c "print(max(0.1, min($train_min, ($(left) - 90) / 60)))")
+minutes=$(python3 -c "print(round(max(0.1, min($train_min, ($(left) - 150 * $slow) / 60)), 2))")
 echo "== train smmnist32_gpu from pretrained:smmnist32 for $minutes min (compiled cells: $compile)" >&2
 t0=$(date +%s)
-timeout -k 10 $(python3 -c "print(int($minutes * 60 + 60))") $py -m hvrnn.cli train smmnist32_gpu \
+timeout -k 10 $(python3 -c "print(int($minutes * 60 + 90 * $slow))") $py -m hvrnn.cli train smmnist32_gpu \
   "data.root=$data/smmnist32" train.init_from=pretrained:smmnist32 "train.max_minutes=$minutes" \
   train.device=$dev train.compile=$compile train.compile_scope=cells \
   train.compile_mode=reduce-overhead "${trainopt[@]}" --run-dir "$run" >&2
 echo "== train: exit $? after $(($(date +%s) - t0)) s" >&2
 cp "$run/metrics.jsonl" "$out/smmnist32_train.jsonl" 2>/dev/null
 if [[ -f $run/checkpoints/last.pt ]]; then
-  timeout -k 5 120 $py -m hvrnn.cli evaluate "$run" --protocol smmnist32-c2-p10-n10 \
+  timeout -k 5 $((120 * slow)) $py -m hvrnn.cli evaluate "$run" --protocol smmnist32-c2-p10-n10 \
     --data-root "$data/smmnist32" --device $dev --no-lpips --no-fvd "${evalopt[@]}" \
     --out "$run/eval" >&2
   cp "$run/eval/metrics.json" "$out/smmnist32_eval.json" 2>/dev/null
@@ -172,7 +179,7 @@ if [[ -f $run/checkpoints/last.pt ]]; then
   [[ -n $last ]] && cp "$last" "$out/smmnist32_samples.png"
   card=$($py -c "import torch; print(torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU (dry run)')")
   steps_done=$(python3 -c "import json; print([json.loads(l) for l in open('$run/metrics.jsonl')][-1]['step'])")
-  timeout -k 5 60 $py scripts/export_pretrained.py "$run" --name smmnist32 --eval "$run/eval" \
+  timeout -k 5 $((60 * slow)) $py scripts/export_pretrained.py "$run" --name smmnist32 --eval "$run/eval" \
     --summary "hierarchical CVRNN (latents at 1x1 and 8x8) on 32x32 Stochastic Moving MNIST: the 2-hour CPU model continued on one $card" \
     --recipe "pretrained:smmnist32 (18785 steps, 2 h on a 2-core CPU), then preset smmnist32_gpu for $minutes min, $steps_done steps, on one $card" \
     --machine "$card" --out "$run/pretrained/smmnist32" >&2 \

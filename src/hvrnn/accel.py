@@ -53,15 +53,26 @@ def compile_cells(model: nn.Module, mode: str = "default", backend: str = "induc
     Returns:
         The number of cells compiled.
     """
-    n = 0
-    for cell in model.modules():
-        if isinstance(cell, ConvLSTMCell) and "step" not in vars(cell):
-            kwargs: dict[str, Any] = {"backend": backend, "dynamic": dynamic}
-            if backend == "inductor":
-                kwargs["mode"] = mode
-            cell.step = torch.compile(cell.step, **kwargs)
-            n += 1
-    return n
+    cells = [c for c in model.modules() if isinstance(c, ConvLSTMCell) and "step" not in vars(c)]
+    for cell in cells:
+        kwargs: dict[str, Any] = {"backend": backend, "dynamic": dynamic}
+        if backend == "inductor":
+            kwargs["mode"] = mode
+        cell.step = torch.compile(cell.step, **kwargs)
+    raise_recompile_limit(8 * len(cells))
+    return len(cells)
+
+
+def raise_recompile_limit(n: int) -> None:
+    """Let dynamo keep at least ``n`` compiled versions of one function. Every cell shares the
+    code of ``ConvLSTMCell.step``, and each width, resolution and batch is another version;
+    past dynamo's default limit (8) the remaining cells would silently run uncompiled."""
+    import torch._dynamo.config as dynamo
+
+    for name in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit",
+                 "accumulated_cache_size_limit"):
+        if hasattr(dynamo, name) and getattr(dynamo, name) < n:
+            setattr(dynamo, name, n)
 
 
 def uncompile_cells(model: nn.Module) -> None:
