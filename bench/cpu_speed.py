@@ -37,8 +37,8 @@ VARIANTS = {  # name: (OMP_WAIT_POLICY or None, train_step.py flags, batch size 
 
 
 def _run(name: str, args: argparse.Namespace) -> dict:
-    policy, flags, batch = VARIANTS[name] if name in VARIANTS else (None, ["--bf16",
-                                                                         "--compile"], None)
+    compiled = (None, ["--bf16", "--compile", "model"], None)
+    policy, flags, batch = VARIANTS[name] if name in VARIANTS else compiled
     cmd, env = train_step_process(args.preset, batch or args.batch_size, args.threads, policy,
                                   tuple(flags))
     out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, check=True).stdout

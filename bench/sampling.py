@@ -38,6 +38,9 @@ def main() -> None:
                     help="time only this many of the re-run baseline's passes (each costs the "
                          "same: the whole clip) and scale to the horizon; 0 = all")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast for the step-wise sampler")
+    ap.add_argument("--compile", default="none",
+                    help="none, or a torch.compile mode for every ConvLSTM step (the first "
+                         "untimed run compiles; compile_seconds)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("overrides", nargs="*")
@@ -47,6 +50,10 @@ def main() -> None:
     dev = torch.device(args.device)
     torch.manual_seed(0)
     model = hvrnn.build_model(cfg.model).to(dev).eval()
+    if args.compile != "none":
+        from hvrnn.accel import compile_cells
+
+        compile_cells(model, args.compile)
     m = cfg.model
     ctx = torch.rand(args.sequences, m.n_ctx, m.image_channels, m.image_size, m.image_size,
                      device=dev)
@@ -55,10 +62,17 @@ def main() -> None:
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
+    first: list[float] = []
+
     def timed(fn):
-        """(median, all) seconds of ``args.repeats`` runs after ``args.warmup`` untimed ones."""
-        for _ in range(args.warmup):
+        """(median, all) seconds of ``args.repeats`` runs after ``args.warmup`` untimed ones;
+        the first untimed run's seconds go to ``first``."""
+        for i in range(args.warmup):
+            t0 = time.perf_counter()
             fn()
+            sync()
+            if i == 0:
+                first.append(time.perf_counter() - t0)
         times = []
         for _ in range(args.repeats):
             sync()
@@ -76,11 +90,13 @@ def main() -> None:
     t_step, step_times = timed(stepwise)
     frames = args.sequences * args.samples * args.horizon
     result = {"bench": "sampling", "preset": args.preset, "device": str(dev),
-              "bf16": args.bf16, "n_ctx": m.n_ctx, "horizon": args.horizon,
+              "bf16": args.bf16, "compile": args.compile, "n_ctx": m.n_ctx,
+              "horizon": args.horizon,
               "samples": args.samples, "sequences": args.sequences,
               "warmup": args.warmup, "repeats": args.repeats,
               "stepwise_seconds": round(t_step, 4), "stepwise_seconds_all": step_times,
-              "stepwise_frames_per_second": round(frames / t_step, 2)}
+              "stepwise_frames_per_second": round(frames / t_step, 2),
+              "compile_seconds": round(first[0] - t_step, 3) if first else None}
     if not args.skip_rerun:
         passes = args.rerun_passes if 0 < args.rerun_passes < args.horizon else args.horizon
 

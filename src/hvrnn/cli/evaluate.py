@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hvrnn.cli.common import FORMATTER, device, integer, metric_weights, number
+from hvrnn.config.sections import COMPILE_MODES
 from hvrnn.errors import UserError
 from hvrnn.evaluation.protocols import format_protocols, get_protocol
 
@@ -93,7 +94,8 @@ def _score_checkpoint(args: argparse.Namespace, lpips_weights: Any, i3d_weights:
         n_samples=args.n_samples, max_sequences=args.max_sequences, device=args.device,
         lpips_weights=lpips_weights, i3d_weights=i3d_weights, batch_size=args.batch_size,
         temperature=args.temperature, force=args.force,
-        save_predictions=not args.no_save_predictions, config_defaults=True)
+        save_predictions=not args.no_save_predictions, config_defaults=True,
+        compile_mode=args.compile, bf16=args.bf16)
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -148,6 +150,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--device", type=device, default="auto", help="cpu, cuda or auto")
     p.add_argument("--batch-size", type=integer(0, 10_000), default=0,
                    help="sequences per sampling batch (0: the checkpoint's eval.batch_size)")
+    p.add_argument("--compile", nargs="?", const="default", choices=COMPILE_MODES,
+                   metavar="MODE", help="torch.compile each ConvLSTM's per-frame step for "
+                   "sampling (checkpoint only; MODE default, or reduce-overhead for CUDA "
+                   "graphs; default: the checkpoint's eval.compile)")
+    p.add_argument("--bf16", action="store_true", help="sample under bf16 autocast "
+                   "(checkpoint only; faster on GPUs, samples differ by rounding)")
     p.add_argument("--no-save-predictions", action="store_true",
                    help="do not write predictions.npz (checkpoint only)")
     p.add_argument("--force", action="store_true",

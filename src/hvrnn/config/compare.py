@@ -10,7 +10,8 @@ from hvrnn.config.migration import migrate
 RESUMABLE_KEYS = frozenset({
     "train.max_steps", "train.max_minutes", "train.checkpoint_every", "train.log_every",
     "train.val_every", "train.image_every", "train.keep_checkpoints", "train.device",
-    "train.compile",
+    "train.compile", "train.compile_scope", "train.compile_mode", "train.fused_optimizer",
+    "train.finite_check", "train.channels_last", "eval.compile", "eval.compile_mode",
     "data.root", "data.num_workers", "eval.protocol", "eval.n_samples", "eval.horizon",
     "eval.temperature", "eval.batch_size", "eval.seed", "eval.max_sequences",
     "eval.lpips_weights", "eval.i3d_weights",

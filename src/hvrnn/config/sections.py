@@ -16,6 +16,8 @@ from hvrnn.config.checks import ConfigError, check, check_device, check_numbers
 from hvrnn.config.loss import LossConfig
 from hvrnn.config.models import Geometry, HVRNNConfig, ModelConfig
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -76,6 +78,28 @@ class TrainConfig:
     grad_clip: float = 0.0  # 0 = no clipping (grad norm is still logged)
     amp: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | none
     compile: bool = False
+    # Speed options (docs/training.md, "Speed options"); none changes the function computed
+    # beyond float rounding. What torch.compile covers when compile is on: "model" (the whole
+    # forward) or "cells" (each ConvLSTM's per-frame recurrent step, the code of the unroll
+    # that runs T times, also in sampling); its mode: "default", "reduce-overhead" (CUDA
+    # graphs), "max-autotune", "max-autotune-no-cudagraphs".
+    compile_scope: str = "model"
+    compile_mode: str = "default"
+    # Adam as one fused kernel per device (torch.optim.Adam(fused=True)): auto = on CUDA.
+    fused_optimizer: str = "auto"  # auto | enabled | disabled
+    # Where the finite check of each step is decided: "host" reads it before the update (one
+    # host-device synchronisation per step); "device" skips a non-finite step inside the fused
+    # optimiser (found_inf) and the host reads the flag one step later, raising
+    # TrainingDiverged then; auto = device where the optimiser is fused on CUDA.
+    finite_check: str = "auto"  # auto | host | device
+    # GroupNorm under bf16 autocast: "float32" (autocast's rule: a float32 round trip) or
+    # "bf16" (in the input's dtype, statistics accumulated in float32; the heads stay float32)
+    amp_group_norm: str = "float32"
+    channels_last: str = "disabled"  # channels_last memory format: auto | enabled | disabled
+    # SM-MNIST training clips generated on the training device, the whole batch at once, by the
+    # rules of the CPU generator (hvrnn.data.smmnist_device); other clips than the CPU loader's
+    # (another random stream), drawn from the same distribution, a function of seed and step.
+    data_on_device: bool = False
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 1000
@@ -98,6 +122,21 @@ class TrainConfig:
               "[start, end] with 0 <= start <= end")
         check(self.lr_final >= 0, "train.lr_final", self.lr_final, ">= 0")
         check(self.amp in ("auto", "bf16", "none"), "train.amp", self.amp, "auto, bf16 or none")
+        check(self.compile_scope in ("model", "cells"), "train.compile_scope",
+              self.compile_scope, "model or cells")
+        check(self.compile_mode in COMPILE_MODES, "train.compile_mode", self.compile_mode,
+              ", ".join(COMPILE_MODES))
+        for key in ("fused_optimizer", "channels_last"):
+            check(getattr(self, key) in ("auto", "enabled", "disabled"), f"train.{key}",
+                  getattr(self, key), "auto, enabled or disabled")
+        check(self.amp_group_norm in ("float32", "bf16"), "train.amp_group_norm",
+              self.amp_group_norm, "float32 or bf16")
+        check(self.finite_check in ("auto", "host", "device"), "train.finite_check",
+              self.finite_check, "auto, host or device")
+        check(not (self.finite_check == "device" and self.fused_optimizer == "disabled"),
+              "train.finite_check", self.finite_check,
+              "host or auto with train.fused_optimizer=disabled (the device check skips a step "
+              "inside the fused optimiser)")
         check(self.checkpoint_every >= 1, "train.checkpoint_every", self.checkpoint_every, ">= 1")
         check(self.grad_clip >= 0, "train.grad_clip", self.grad_clip, ">= 0")
         check(self.val_n_samples >= 1, "train.val_n_samples", self.val_n_samples, ">= 1")
@@ -120,6 +159,10 @@ class EvalConfig:
     # holds them, else no LPIPS
     lpips_weights: str = ""
     i3d_weights: str = ""  # I3D weights; "" = the weights cache if it holds them, else no FVD
+    # torch.compile each ConvLSTM's per-frame step for sampling (train.compile_scope=cells);
+    # its mode as train.compile_mode. Same samples up to float rounding.
+    compile: bool = False
+    compile_mode: str = "default"
 
     def validate(self) -> None:
         check(self.n_samples >= 0, "eval.n_samples", self.n_samples, ">= 0")
@@ -127,6 +170,8 @@ class EvalConfig:
         check(self.temperature >= 0, "eval.temperature", self.temperature, ">= 0")
         check(self.max_sequences >= 0, "eval.max_sequences", self.max_sequences, ">= 0")
         check(self.batch_size >= 1, "eval.batch_size", self.batch_size, ">= 1")
+        check(self.compile_mode in COMPILE_MODES, "eval.compile_mode", self.compile_mode,
+              ", ".join(COMPILE_MODES))
 
 
 @dataclass(frozen=True)
@@ -155,6 +200,9 @@ class ExperimentConfig:
         self.loss.validate()
         self.model.check_loss(self.loss)
         self.train.validate()
+        check(not self.train.data_on_device or self.data.name == "smmnist",
+              "train.data_on_device", self.train.data_on_device,
+              f"false for data.name {self.data.name!r} (it generates SM-MNIST on the device)")
         self.eval.validate()
 
     def to_dict(self) -> dict[str, Any]:

@@ -18,7 +18,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from hvrnn.accel import compile_cells
 from hvrnn.config import EvalConfig, ExperimentConfig
+from hvrnn.config.sections import COMPILE_MODES
 from hvrnn.distributed import resolve_device
 from hvrnn.errors import UserError
 from hvrnn.evaluation.ground_truth import clips_uint8, ground_truth
@@ -72,6 +74,8 @@ def _check_geometry(cfg: ExperimentConfig, p: Protocol, path: Path) -> None:
             raise UserError(f"checkpoint {str(path)!r} has data.{key}={have} but protocol "
                             f"{p.id} needs {want}")
 
+SEQUENCE_STRIDE = 1_000_003
+
 
 def _model_protocol(model: VideoModel, cfg: ExperimentConfig, protocol_id: str | Protocol,
                     n_samples: int | None, max_sequences: int | None, path: Path) -> Protocol:
@@ -81,6 +85,12 @@ def _model_protocol(model: VideoModel, cfg: ExperimentConfig, protocol_id: str |
     p = p.with_options(n_samples=model.distinct_samples(p.n_samples))
     _check_geometry(cfg, p, path)
     return p
+
+
+def sequence_generator(seed: int, index: int, device: torch.device) -> torch.Generator:
+    """The generator of all latent noise of test sequence ``index`` under protocol seed
+    ``seed``."""
+    return torch.Generator(device=device).manual_seed(seed * SEQUENCE_STRIDE + index)
 
 
 def _synchronize(device: torch.device) -> None:
@@ -94,10 +104,12 @@ def _sampled_blocks(model: VideoModel, cfg: ExperimentConfig, p: Protocol, gt: A
                     writer: PredictionsWriter | None) -> Iterator[Block]:
     """Draw, quantise and yield the samples of each block; add the block's loss terms (summed
     over clips) to ``elbo_sums``, the seconds spent drawing samples to
-    ``elbo_sums["_sampling_seconds"]`` and its samples to ``writer``."""
-    generator = torch.Generator(device=device).manual_seed(p.seed)
+    ``elbo_sums["_sampling_seconds"]`` and its samples to ``writer``. The noise of test
+    sequence i comes from its own generator (:func:`sequence_generator`), so the samples do
+    not depend on ``batch_size``."""
     for a in range(0, n_sequences, batch_size):
         b = min(n_sequences, a + batch_size)
+        generator = [sequence_generator(p.seed, i, device) for i in range(a, b)]
         clip = clips_uint8(gt, a, b, p)  # (b, K + T, H, W, C)
         video = to_float(clip, device=device)  # (b, K + T, C, H, W)
         with torch.no_grad():
@@ -161,13 +173,15 @@ def _elbo_entry(sums: dict[str, float], n_sequences: int, cfg: ExperimentConfig,
 
 
 def _model_entries(sums: dict[str, float], n_sequences: int, cfg: ExperimentConfig,
-                   p: Protocol, model: VideoModel) -> dict[str, Any]:
+                   p: Protocol, model: VideoModel, options: dict[str, Any] | None = None
+                   ) -> dict[str, Any]:
     """``elbo`` (:func:`_elbo_entry`) and ``sampling``: the throughput, predicted frames
     drawn per second of sampling (scoring excluded)."""
     seconds, frames = sums.get("_sampling_seconds", 0.0), n_sequences * p.n_samples * p.n_pred
     return {"elbo": _elbo_entry(sums, n_sequences, cfg, p, model),
             "sampling": {"seconds": round(seconds, 4), "frames": frames,
-                         "frames_per_second": frames / seconds if seconds > 0 else None}}
+                         "frames_per_second": frames / seconds if seconds > 0 else None,
+                         **(options or {})}}
 
 
 def _default_weights(given: Any, configured: str) -> Any:
@@ -203,8 +217,11 @@ def evaluate_checkpoint(checkpoint_path: str | Path, protocol_id: str | Protocol
                         *, batch_size: int = 0, temperature: float | None = None,
                         force: bool = False, save_predictions: bool = True,
                         dataset: Any = None, sampler: Callable[..., Tensor] | None = None,
-                        config_defaults: bool = False) -> dict[str, Any]:
+                        config_defaults: bool = False, compile_mode: str | None = None,
+                        bf16: bool = False) -> dict[str, Any]:
     """Sample from a checkpoint on the protocol's test set and score the samples.
+
+    Long because it documents every option of an evaluation.
 
     Args:
         checkpoint_path: a checkpoint file or run directory.
@@ -227,6 +244,11 @@ def evaluate_checkpoint(checkpoint_path: str | Path, protocol_id: str | Protocol
         config_defaults: take the options left unset from the checkpoint config's ``eval``
             section (``n_samples``, ``max_sequences``, ``temperature``, weights; a weights path
             there is preferred to ``FROM_CACHE``), as ``hvrnn evaluate`` does.
+        compile_mode: ``torch.compile`` every ConvLSTM's per-frame step in this mode
+            (:func:`hvrnn.accel.compile_cells`); None: the config's ``eval.compile`` (with
+            ``config_defaults``), else no compilation.
+        bf16: sample under bf16 autocast (heads, variances and the fed-back frames stay
+            float32; the samples differ from float32's by rounding).
 
     Returns:
         What metrics.json holds (``checkpoint_sha256``, ``elbo``: teacher-forced terms,
@@ -241,6 +263,7 @@ def evaluate_checkpoint(checkpoint_path: str | Path, protocol_id: str | Protocol
     dev, ckpt_file = resolve_device(device), model_file(checkpoint_path)
     require_report()
     model, cfg = load_model(ckpt_file, device=dev)
+    _compile(model, cfg.eval if config_defaults else None, compile_mode)
     n_samples, max_sequences, temperature, lpips_weights, i3d_weights = _options(
         cfg.eval if config_defaults else None, n_samples, max_sequences, temperature,
         lpips_weights, i3d_weights, batch_size)
@@ -253,22 +276,56 @@ def evaluate_checkpoint(checkpoint_path: str | Path, protocol_id: str | Protocol
     with folder:
         return _evaluate_into(folder, model.eval(), cfg, p, gt, s, ckpt_file,
                               Scorer(p, lpips_weights, i3d_weights, dev),
-                              batch_size or cfg.eval.batch_size, sampler or sample,
-                              temperature, dev, save_predictions, i3d_weights)
+                              batch_size or cfg.eval.batch_size,
+                              _autocast(sampler or sample, dev, bf16),
+                              temperature, dev, save_predictions, i3d_weights,
+                              {"bf16": bf16, "compile_mode": _compile_mode(
+                                  cfg.eval if config_defaults else None, compile_mode)})
+
+
+def _autocast(sampler: Callable[..., Tensor], device: torch.device, bf16: bool
+              ) -> Callable[..., Tensor]:
+    """``sampler`` under bf16 autocast on ``device`` when ``bf16``."""
+    if not bf16:
+        return sampler
+
+    def sampled(*args: Any, **kwargs: Any) -> Tensor:
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            return sampler(*args, **kwargs)
+    return sampled
+
+
+def _compile_mode(defaults: EvalConfig | None, mode: str | None) -> str | None:
+    """``mode``, else ``defaults.compile_mode`` if ``defaults.compile``, else None."""
+    if mode is None and defaults is not None and defaults.compile:
+        return defaults.compile_mode
+    return mode
+
+
+def _compile(model: VideoModel, defaults: EvalConfig | None, mode: str | None) -> None:
+    """Compile the model's ConvLSTM steps in :func:`_compile_mode` (None: not at all)."""
+    mode = _compile_mode(defaults, mode)
+    if mode is None:
+        return
+    if mode not in COMPILE_MODES:
+        raise UserError(f"compile_mode={mode!r} is invalid: expected one of "
+                        f"{', '.join(COMPILE_MODES)}")
+    compile_cells(model, mode)
 
 
 def _evaluate_into(folder: OutputFolder, model: VideoModel, cfg: ExperimentConfig,
                    p: Protocol, gt: Any, s: int, ckpt_file: Path, scorer: Scorer,
                    batch_size: int, sampler: Callable[..., Tensor], temperature: float,
-                   dev: torch.device, save_predictions: bool, i3d_weights: Any
-                   ) -> dict[str, Any]:
-    """Sample, score and write the result files (and predictions.npz) into ``folder``."""
+                   dev: torch.device, save_predictions: bool, i3d_weights: Any,
+                   options: dict[str, Any]) -> dict[str, Any]:
+    """Sample, score and write the result files (and predictions.npz) into ``folder``;
+    ``options`` (how the samples were drawn) join metrics.json's ``sampling`` entry."""
     t0 = time.time()
     elbo_sums = _sample_and_score(model, cfg, p, gt, s, scorer,
                                   folder.temp("predictions.npz") if save_predictions else None,
                                   batch_size, sampler, temperature, dev)
     extra = {"checkpoint": str(ckpt_file), "checkpoint_sha256": sha256_file(ckpt_file),
-             **_model_entries(elbo_sums, s, cfg, p, model),
+             **_model_entries(elbo_sums, s, cfg, p, model, options),
              "temperature": temperature, "model_config": cfg.to_dict(),
              **fvd_warnings(p, s, len(gt), i3d_weights)}
     if save_predictions:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from hvrnn import distributed
+from hvrnn import accel, distributed
 from hvrnn.config import ExperimentConfig
 from hvrnn.distributed import DistInfo
 from hvrnn.model import StepContext, latent_noise
@@ -137,12 +137,71 @@ def train_step(state: TrainState, forward: Callable[..., Any], video: Tensor,
     flags = distributed.all_reduce_max(
         torch.stack([(~finite).float(), torch.tensor(float(stop_requested),
                                                      device=finite.device)]), dist)
+    if accel.device_finite_check(tc.finite_check, tc.fused_optimizer, dist.device):
+        return _deferred_update(state, flags, terms, norms, lr, beta, dist, stop_requested)
     if flags[0] > 0:
         raise TrainingDiverged(diagnose(terms, norms, state.model, state.step + 1))
     for name in norms:
         state.optimizers[name].step()
     state.step += 1
     return StepResult(terms, norms, lr, beta, bool(flags[1] > 0))
+
+
+@dataclass
+class PendingFlags:
+    """The flags (non-finite, stop) of step ``step`` on their way to the host."""
+
+    host: Tensor
+    event: Any
+    step: int
+    terms: dict[str, Tensor]
+    norms: dict[str, Tensor]
+
+
+def _deferred_update(state: TrainState, flags: Tensor, terms: dict[str, Tensor],
+                     norms: dict[str, Tensor], lr: float, beta: float, dist: DistInfo,
+                     stop_requested: bool) -> StepResult:
+    """``train.finite_check=device``: every fused optimiser skips the update on the device
+    when ``flags[0]`` is set (``found_inf``: no parameter, moment or step count changes), the
+    flags are copied to the host without blocking, and the previous step's flags are read
+    (the device is then one step ahead of the host, never waiting for it)."""
+    for name in norms:
+        opt = state.optimizers[name]
+        opt.found_inf = flags[0].float()  # type: ignore[attr-defined]
+        opt.step()
+    state.step += 1
+    cuda = flags.device.type == "cuda"
+    host = flags.to("cpu", non_blocking=cuda)
+    event = None
+    if cuda:
+        event = torch.cuda.Event()
+        event.record()
+    previous, state.pending = state.pending, PendingFlags(host, event, state.step, terms, norms)
+    stop = settle(previous, state.model)
+    return StepResult(terms, norms, lr, beta, stop or (stop_requested and not dist.enabled))
+
+
+def settle(pending: PendingFlags | None, model: nn.Module) -> bool:
+    """Read a step's deferred flags; returns its agreed stop flag.
+
+    Raises:
+        TrainingDiverged: that step was not finite (its update was skipped on the device).
+    """
+    if pending is None:
+        return False
+    if pending.event is not None:
+        pending.event.synchronize()
+    if pending.host[0] > 0:
+        raise TrainingDiverged(diagnose(pending.terms, pending.norms, model, pending.step)
+                               + " (the update of that step was skipped on the device)")
+    return bool(pending.host[1] > 0)
+
+
+def settle_state(state: TrainState) -> bool:
+    """Read the flags of the last step, if the host has not yet (before a checkpoint, a
+    validation or the end of the loop). Raises TrainingDiverged as :func:`settle`."""
+    pending, state.pending = state.pending, None
+    return settle(pending, state.model)
 
 
 def due(step: int, every: int, last: int | None = None) -> bool:
@@ -183,6 +242,13 @@ def fit(state: TrainState, forward: Callable[..., Any], batches: Iterator[Tensor
             raise TrainingDiverged(hooks.diverged(str(exc))) from None
         hooks.after_step(state, result)
         step = state.step
+        if state.pending is not None and (result.stop or due(step, tc.log_every) or
+                                          due(step, tc.val_every) or due(step, tc.image_every)
+                                          or due(step, tc.checkpoint_every, tc.max_steps)):
+            try:  # the host reads the last step's flags before it looks at the state
+                result.stop = settle_state(state) or result.stop
+            except TrainingDiverged as exc:
+                raise TrainingDiverged(hooks.diverged(str(exc))) from None
         last = step if result.stop and out_of_time else tc.max_steps  # the final step
         if due(step, tc.log_every, last):
             hooks.log(state, result)

@@ -21,8 +21,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from hvrnn import accel, distributed
 from hvrnn import checkpoint as ckpt_io
-from hvrnn import distributed
 from hvrnn.config import ExperimentConfig
 from hvrnn.distributed import DistInfo
 from hvrnn.log import logger
@@ -98,8 +98,13 @@ def wrap_for_training(model: nn.Module, cfg: ExperimentConfig, dist: DistInfo) -
     if dist.enabled:
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
-    if cfg.train.compile:
-        net = torch.compile(net)
+    tc = cfg.train
+    if tc.amp_group_norm == "bf16":
+        accel.group_norm_in_bf16(model)
+    if tc.compile and tc.compile_scope == "cells":
+        accel.compile_cells(model, tc.compile_mode)
+    elif tc.compile:
+        net = torch.compile(net, mode=tc.compile_mode)
     return autocast_forward(net, dist.device, cfg.train.amp)
 
 
@@ -183,8 +188,14 @@ def _run(cfg: ExperimentConfig, dist: DistInfo, folder: RunDirectory, resume: bo
     forward = wrap_for_training(state.model, cfg, dist)
     tc = cfg.train
     plan = BatchPlan(train_set, tc.batch_size, tc.seed, dist.world_size, dist.rank)
-    batches = iterate_batches(train_set, plan, state.step, cfg.data.num_workers, tc.seed,
-                              pin=dist.device.type == "cuda")
+    if tc.data_on_device:
+        from hvrnn.data.smmnist_device import device_batches
+
+        batches = device_batches(train_set, tc.batch_size, tc.seed, state.step, dist.device,
+                                 dist.world_size, dist.rank)
+    else:
+        batches = iterate_batches(train_set, plan, state.step, cfg.data.num_workers, tc.seed,
+                                  pin=dist.device.type == "cuda")
     hooks = RunHooks(cfg, dist, run_dir, val_batches, plan, progress, state)
     stop = StopFlag()
     hooks.protect = stop.protect

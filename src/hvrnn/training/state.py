@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hvrnn import accel
 from hvrnn import checkpoint as ckpt_io
 from hvrnn.config import ExperimentConfig
 from hvrnn.distributed import DistInfo
@@ -79,6 +80,8 @@ class TrainState:
     noise: torch.Generator
     step: int = 0
     restored_from: Path | None = field(default=None)
+    # The flags of the last step while the host has not read them (train.finite_check=device).
+    pending: Any = field(default=None)
 
     @classmethod
     def create(cls, cfg: ExperimentConfig, dist: DistInfo) -> TrainState:
@@ -90,10 +93,13 @@ class TrainState:
         if tc.init_from:
             load_initial_weights(model, tc.init_from)
         model.train()
+        accel.prepare_model(model, dist.device, channels_last=tc.channels_last)
         groups = model.parameter_groups()
         optimizers = {name: torch.optim.Adam(params, lr=learning_rate(0, tc, dist.world_size),
                                              betas=tuple(tc.adam_betas),
-                                             weight_decay=tc.weight_decay)
+                                             weight_decay=tc.weight_decay,
+                                             **accel.adam_options(tc.fused_optimizer,
+                                                                  dist.device))
                       for name, params in groups.items()}
         noise = torch.Generator(device=dist.device).manual_seed(tc.seed + NOISE_SEED_OFFSET)
         seed_all(tc.seed + RANK_SEED_STRIDE * dist.rank)
