@@ -55,7 +55,7 @@ def count_flops(cfg, x: torch.Tensor) -> int:
 
     model = hvrnn.build_model(cfg.model).to(x.device)
     with FlopCounterMode(display=False) as fc:
-        model.training_terms(x, cfg.loss, beta=1.0)["loss"].backward()
+        model.training_terms(x, cfg.loss)["loss"].backward()
     del model
     return fc.get_total_flops()
 

@@ -25,6 +25,7 @@ import torch
 
 from hvrnn.config import ModelConfig
 from hvrnn.errors import ResourceError
+from hvrnn.model.base import StepContext
 
 BYTES_PER_VALUE = 4  # float32
 COPIES = {True: 4, False: 1}  # training: weights, gradients, Adam m and v; else weights
@@ -144,7 +145,7 @@ def _saved_bytes(model: Any, cfg: Any, batch: int, frames: int) -> int:
            for shape in getattr(model, "latent_shapes", None) or ()] or None
     with mock.patch.object(torch, "autocast", _NoAutocast), \
             torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model.training_terms(video, cfg.loss, beta=1.0, eps=eps, step=0, forward=model)
+        model.training_terms(video, cfg.loss, StepContext(noise=eps), forward=model)
     return total
 
 
