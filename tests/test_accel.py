@@ -17,6 +17,7 @@ import hvrnn
 from hvrnn import accel
 from hvrnn.config import load_config
 from hvrnn.distributed import DistInfo
+from hvrnn.model.base import StepContext
 from hvrnn.training.engine import TrainingDiverged, autocast_forward, settle_state, train_step
 from hvrnn.training.state import TrainState
 
@@ -31,7 +32,7 @@ def _cfg(*overrides: str):
 
 def _terms_and_grads(model, cfg, x, eps, forward=None):
     model.zero_grad(set_to_none=True)
-    terms = model.training_terms(x, cfg.loss, beta=1.0, eps=eps, forward=forward)
+    terms = model.training_terms(x, cfg.loss, StepContext(noise=eps), forward=forward)
     terms["loss"].backward()
     return terms["loss"].detach(), {n: p.grad.clone() for n, p in model.named_parameters()
                                     if p.grad is not None}
