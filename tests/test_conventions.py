@@ -74,6 +74,24 @@ def test_srvp_matches_test_py(inputs: dict, case: str) -> None:
 
 
 @pytest.mark.parametrize("case", CASES)
+def test_savp_matches_tf_image_ssim_and_psnr(inputs: dict, case: str) -> None:
+    """TensorFlow computes SSIM and PSNR in float32 whatever the input (``tf.image.ssim``
+    converts to float32): SSIM is compared to 1e-5 (its float32 rounding reaches 4.5e-6 on
+    these cases), PSNR to two float32 spacings."""
+    ref = _ref("savp")[case]
+    ours = _scores(inputs, case, "savp")
+    np.testing.assert_allclose(ours["ssim"], ref["ssim"], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(ours["psnr"], ref["psnr"], atol=TOL, rtol=F32)
+    for metric, atol in (("ssim", 1e-5), ("psnr", TOL)):
+        sel = select_samples(torch.from_numpy(ours[metric]), True, "sequence")
+        rtol = F32 if metric == "psnr" else 0
+        np.testing.assert_allclose(sel["value_best"].numpy(), ref["best"][metric], atol=atol,
+                                   rtol=rtol)
+        np.testing.assert_allclose(float(sel["value_best"].mean()), ref["printed"][metric],
+                                   atol=atol, rtol=rtol)
+
+
+@pytest.mark.parametrize("case", CASES)
 def test_mcvd_matches_ncsn_runner(inputs: dict, case: str) -> None:
     ref = _ref("mcvd")[case]
     ours = _scores(inputs, case, "mcvd")

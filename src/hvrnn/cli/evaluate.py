@@ -26,7 +26,7 @@ def add_convention_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--convention", metavar="NAME[,NAME...]",
                    help="metric convention(s) to score under, in one pass: the first gives "
                    "psnr/ssim, the others psnr@NAME/ssim@NAME (skimage, svg, svg_per_frame, "
-                   "svg_finn, srvp = slamp, mcvd, openstl; default: the protocol's; see "
+                   "svg_finn, srvp = slamp, savp, mcvd, openstl; default: the protocol's; see "
                    "docs/evaluation.md)")
 
 

@@ -148,9 +148,10 @@ PROTOCOLS: dict[str, Protocol] = {p.id: p for p in (
              convention="srvp", conventions=("skimage", "svg", "mcvd"),
              metrics=("psnr", "ssim", "lpips", "fvd", "stroke_iou"), compared_with=_SRVP),
     # The Improved VRNN paper does not say which SSIM/PSNR code produced its BAIR and
-    # Cityscapes tables: scikit-image's, SVG's and SRVP's are all reported.
+    # Cityscapes tables (its released code has none): scikit-image's, SVG's, SRVP's and, on
+    # BAIR, SAVP's (the baseline of its BAIR table) are all reported.
     Protocol("bair64-c2-p28-n100", "bair", 64, 3, 2, 28, 100, data_root="data/bair",
-             conventions=("svg", "srvp"),
+             conventions=("svg", "srvp", "savp"),
              compared_with="Improved VRNN (Castrejon et al. 2019) BAIR table, SVG-LP and SAVP as "
                            "reported there; their SSIM/PSNR convention is not known"),
     Protocol("cityscapes128-c2-p28-n100", "cityscapes", 128, 3, 2, 28, 100, split="val",
@@ -158,7 +159,7 @@ PROTOCOLS: dict[str, Protocol] = {p.id: p for p in (
              compared_with="Improved VRNN (Castrejon et al. 2019) Cityscapes table; its "
                            "SSIM/PSNR convention is not known"),
     Protocol("kth64-c10-p30-n100", "kth", 64, 1, 10, 30, 100, data_root="data/kth",
-             convention="srvp", conventions=("skimage", "svg"),
+             convention="srvp", conventions=("skimage", "svg", "savp"),
              compared_with="SRVP (Franceschi et al. 2020, Table 3) and SLAMP (Akan et al. "
                            "2021): best of 100, their test.py"),
     # The CPU demo: 32x32 SM-MNIST, 2 -> 10 frames, 10 samples, 64 sequences.

@@ -20,6 +20,9 @@ them with the differences):
 ``svg_per_frame`` ``svg`` with the best sample chosen at every frame (curves of best-of-N).
 ``srvp``    SRVP (Franceschi et al. 2020) ``test.py`` + ``metrics/ssim.py``; SLAMP (Akan et al.
             2021) uses the same files (``slamp`` is an alias).
+``savp``    SAVP (Lee et al. 2018) ``video_prediction/metrics.py``: ``tf.image.ssim`` (11x11
+            Gaussian window, population covariance, data range 1) and ``tf.image.psnr`` (MSE
+            over all pixels and channels of a frame).
 ``mcvd``    MCVD (Voleti et al. 2022) ``runners/ncsn_runner.py``: frames truncated to uint8
             (Moving MNIST: rounded to 0/1 first), SSIM of the luma (PIL ``L``) with scikit-image's
             Gaussian window, PSNR of the clip's mean MSE.
@@ -152,6 +155,12 @@ CONVENTIONS: dict[str, Convention] = {c.name: c for c in (
                psnr="per_channel", **_GAUSS,
                note="scores float predictions clamped to [0, 1] in float32; stores samples as "
                     "x.mul(255).byte() (truncated)"),
+    Convention("savp", "github.com/alexlee-gk/video_prediction video_prediction/metrics.py "
+               "(tf.image.ssim, tf.image.psnr, max_val 1), models/base_model.py best of N by "
+               "the mean over the frames, per metric",
+               **_GAUSS,
+               note="scores float predictions (float32, not clipped); tf.image.ssim is the "
+                    "algorithm of srvp's ssim.py, its PSNR pools the channels' MSE"),
     Convention("mcvd", "github.com/voletiv/mcvd-pytorch runners/ncsn_runner.py (video "
                "prediction test loop: F.mse_loss, ToPILImage, skimage structural_similarity"
                "(gaussian_weights=True, use_sample_covariance=False, data_range=255))",
