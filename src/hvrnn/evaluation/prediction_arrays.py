@@ -1,10 +1,15 @@
 """Prediction arrays written by other codebases, read sequence by sequence (the layouts
 ``"openstl"`` and ``"srvp"`` of :func:`hvrnn.evaluation.prediction_files.predictions_layout`).
 
-- OpenSTL (Tan et al. 2023) ``saved/``: ``preds.npy``, ``inputs.npy``, ``trues.npy``, each
-  (sequences, T, C, H, W) floats in [0, 1] (``np.save`` of its test results);
-- SRVP (Franceschi et al. 2020): ``random_<i>.npz`` with ``samples`` uint8
-  (sequences, T_pred, H, W, C), one file per sample (its ``test.py``).
+- OpenSTL (Tan et al. 2023): ``saved/preds.npy`` float (sequences, T_pred, C, H, W) in [0, 1]
+  (rounded to uint8), one sample per sequence; the folder ``saved/`` or the file ``preds.npy``
+  itself. ``inputs.npy`` (the context) next to it is read as ``context``; ``inputs.npy`` +
+  ``trues.npy`` are the ground truth when neither ``--targets`` nor ``--data-root`` is given.
+- SRVP (Franceschi et al. 2020): the folder of ``random_1.npz`` ... ``random_<k>.npz`` written
+  by its ``test.py`` (each ``samples`` uint8 (sequences, T_pred, H, W, C)): k samples per
+  sequence.
+- PredRNN (Wang et al. 2017): its PNG folders (``<batch>/gt<t>.png``, ``pd<t>.png``) hold only
+  the first clip of each test batch; they are refused with the conversion to use.
 """
 
 from __future__ import annotations

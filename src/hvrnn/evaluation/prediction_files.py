@@ -29,17 +29,8 @@ protocols accept RGB frames whose channels agree within :data:`GREY_TOLERANCE` g
 as lossy codecs leave them, and keep their rounded mean). The first mismatch (count, size,
 channels, frame count, a stray file) raises :class:`~hvrnn.errors.UserError` naming the file.
 
-**Arrays of other codebases**:
-
-- OpenSTL (Tan et al. 2023): ``saved/preds.npy`` float (sequences, T_pred, C, H, W) in [0, 1]
-  (rounded to uint8), one sample per sequence; the folder ``saved/`` or the file ``preds.npy``
-  itself. ``inputs.npy`` (the context) next to it is read as ``context``; ``inputs.npy`` +
-  ``trues.npy`` are the ground truth when neither ``--targets`` nor ``--data-root`` is given.
-- SRVP (Franceschi et al. 2020): the folder of ``random_1.npz`` ... ``random_<k>.npz`` written
-  by its ``test.py`` (each ``samples`` uint8 (sequences, T_pred, H, W, C)): k samples per
-  sequence.
-- PredRNN (Wang et al. 2017): its PNG folders (``<batch>/gt<t>.png``, ``pd<t>.png``) hold only
-  the first clip of each test batch; they are refused with the conversion to use.
+**Arrays of other codebases** (OpenSTL's ``saved/``, SRVP's ``random_<i>.npz``; PredRNN's PNG
+folders are refused with the conversion to use): :mod:`hvrnn.evaluation.prediction_arrays`.
 
 SVG (Denton and Fergus, 2018) is not a layout here: its ``generate_svg_lp.py`` writes one montage
 GIF per test sequence (ground truth, posterior, best and three random samples side by side, with

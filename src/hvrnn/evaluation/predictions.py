@@ -118,12 +118,15 @@ def _truth_source(p: Protocol, targets: np.ndarray | str | Path | None,
     if targets is None:
         gt = ground_truth(p, data_root, dataset)
         return len(gt), lambda a, b: clips_uint8(gt, a, b, p)
+    what = "targets"
     if not isinstance(targets, np.ndarray):
+        what = f"targets file '{targets}'"
         targets = load_targets(Path(targets), p)
     check_array("targets", targets, (None, None, p.image_size, p.image_size, p.channels), p)
     if targets.shape[1] < p.n_ctx + p.n_pred:
-        raise UserError(f"targets hold clips of {targets.shape[1]} frames; protocol {p.id} "
-                        f"needs {p.n_ctx} context + {p.n_pred} predicted frames")
+        raise UserError(f"{what} holds clips of {targets.shape[1]} frames (shape "
+                        f"{tuple(targets.shape)}); protocol {p.id} needs {p.n_ctx} context + "
+                        f"{p.n_pred} predicted frames")
     need = p.n_ctx + p.n_pred
     return targets.shape[0], lambda a, b: targets[a:b, :need]
 
