@@ -279,3 +279,36 @@ def test_compare_scores_openstl_preds_under_two_conventions(tmp_path: Path, caps
     assert float(rows["preds"]["ssim@openstl_best_mean"]) == \
         ev["metrics"]["ssim@openstl"]["best"]["mean"]
     assert "under the mcvd metric convention" in (tmp_path / "cmp" / "table.md").read_text()
+
+
+def test_a_protocol_file_keeps_its_n_and_sequences_over_the_checkpoint_eval_section(
+        tmp_path: Path, tiny_config, smmnist16_root) -> None:
+    """With the checkpoint's eval section as defaults (hvrnn evaluate), a protocol file's
+    n_samples and max_sequences hold; a registered protocol takes the eval section's."""
+    import dataclasses
+
+    import torch
+
+    from hvrnn.checkpoint import make_checkpoint, save_checkpoint
+    from hvrnn.evaluation.from_checkpoint import evaluate_checkpoint
+    from hvrnn.evaluation.protocols import Protocol
+    from hvrnn.model import build_model
+
+    cfg = dataclasses.replace(
+        tiny_config, data=dataclasses.replace(tiny_config.data, root=smmnist16_root),
+        eval=dataclasses.replace(tiny_config.eval, n_samples=3, max_sequences=4))
+    torch.manual_seed(0)
+    path = save_checkpoint(make_checkpoint(model=build_model(cfg.model), optimizer=None, step=0,
+                                           cfg=cfg), tmp_path / "run")
+    fields = dict(dataset="smmnist", image_size=16, channels=1, n_ctx=2, n_pred=4,
+                  n_samples=2, max_sequences=2, data_root=smmnist16_root, convention="skimage",
+                  conventions=[], metrics=["psnr", "ssim"])
+    from_file = evaluate_checkpoint(path, str(_yaml(tmp_path, **fields)), tmp_path / "f",
+                                    save_predictions=False, config_defaults=True)
+    assert (from_file["n_samples"], from_file["n_sequences"]) == (2, 2)
+    fields.pop("conventions"), fields.pop("metrics")
+    registered = Protocol("smmnist16-reg", **{k: v for k, v in fields.items()
+                                               if k not in ("convention",)})
+    res = evaluate_checkpoint(path, registered, tmp_path / "r", save_predictions=False,
+                              config_defaults=True)
+    assert (res["n_samples"], res["n_sequences"]) == (3, 4)

@@ -8,6 +8,7 @@ terms of the model's loss (negative ELBO and KL per level) are computed on the s
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -264,9 +265,14 @@ def evaluate_checkpoint(checkpoint_path: str | Path, protocol_id: str | Protocol
     require_report()
     model, cfg = load_model(ckpt_file, device=dev)
     _compile(model, cfg.eval if config_defaults else None, compile_mode)
+    defaults = cfg.eval if config_defaults else None
+    if defaults is not None and get_protocol(protocol_id).source:
+        # a protocol file states its N and sequences: the checkpoint's eval section does not
+        # override them (options given here still do)
+        defaults = dataclasses.replace(defaults, n_samples=0, max_sequences=0)
     n_samples, max_sequences, temperature, lpips_weights, i3d_weights = _options(
-        cfg.eval if config_defaults else None, n_samples, max_sequences, temperature,
-        lpips_weights, i3d_weights, batch_size)
+        defaults, n_samples, max_sequences, temperature, lpips_weights, i3d_weights,
+        batch_size)
     p = _model_protocol(model, cfg, protocol_id, n_samples, max_sequences, ckpt_file)
     gt = ground_truth(p, data_root or cfg.data.root, dataset)
     s = p.sequences(len(gt))

@@ -104,6 +104,10 @@ def reason(exc: BaseException) -> str:
                 f"{exc.start})")
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
+    if isinstance(exc, ValueError) and "allow_pickle" in str(exc):
+        # numpy's advice to load it unsafely is wrong here: hvrnn never unpickles a file
+        return ("not a NumPy array file (no .npy header; numpy takes such a file for pickled "
+                "objects, which are never loaded)")
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return lines[0][:300] if lines else type(exc).__name__
 
