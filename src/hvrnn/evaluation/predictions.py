@@ -267,7 +267,9 @@ def _score_file(path: Path, p: Protocol, s: int, clips: Callable[[int, int], np.
         _check_file(arrays, p, s, path)
         extra = {"predictions_file": str(path), "predictions_sha256": sha256_file(path),
                  "checkpoint_sha256": None, **extra}
-        blocks = _file_blocks(path, p, s, chunk, clips, arrays["samples"], arrays.get("context"))
+        named = Path(extra.get("predictions_source") or path)  # a converted folder: its source
+        blocks = _file_blocks(named, p, s, chunk, clips, arrays["samples"],
+                              arrays.get("context"))
         return score_blocks(blocks, s, p, folder, lpips_weights, i3d_weights, device=device,
                             extra=extra)
     finally:
