@@ -637,25 +637,24 @@ def _run_with_config(w: World, text: bytes) -> None:
     (w.tmp / "r" / "config.yaml").write_bytes(text)
 
 
-def _png_folder_without_samples(w: World) -> None:
+def _black_pngs(w: World, sub: str, frames: int) -> None:
+    """3 sequences of ``frames`` black 32x32 PNGs in ``pf/<sequence>/<sub>/``."""
     from PIL import Image
 
     for seq in range(3):
-        ctx = w.tmp / "pf" / f"{seq:04d}" / "ctx"
-        ctx.mkdir(parents=True)
-        for i in range(2):
-            Image.fromarray(np.zeros((32, 32), np.uint8)).save(ctx / f"{i:04d}.png")
+        folder = w.tmp / "pf" / f"{seq:04d}" / sub
+        folder.mkdir(parents=True)
+        for i in range(frames):
+            Image.fromarray(np.zeros((32, 32), np.uint8)).save(folder / f"{i:04d}.png")
+
+
+def _png_folder_without_samples(w: World) -> None:
+    _black_pngs(w, "ctx", 2)
 
 
 def _png_folder_with_a_bomb(w: World) -> None:
     """3 sequences x 1 sample x 10 frames; frame 0 of sequence 0 is a decompression bomb."""
-    from PIL import Image
-
-    for seq in range(3):
-        folder = w.tmp / "pf" / f"{seq:04d}" / "0000"
-        folder.mkdir(parents=True)
-        for i in range(10):
-            Image.fromarray(np.zeros((32, 32), np.uint8)).save(folder / f"{i:04d}.png")
+    _black_pngs(w, "0000", 10)
     bomb_png(w.tmp / "pf" / "0000" / "0000" / "0000.png")
 
 
