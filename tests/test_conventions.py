@@ -47,6 +47,18 @@ def _scores(inputs: dict, case: str, name: str) -> dict[str, np.ndarray]:
     return {k: v.reshape(s, n, -1).numpy() for k, v in res.items()}
 
 
+def _check_best_of_n(ours: dict, ref: dict, ssim_atol: float) -> None:
+    """The best of N per sequence (mean over frames, per metric) and its printed mean against
+    the reference's ``best`` and ``printed``; PSNR to 1e-6 dB or two float32 spacings."""
+    for metric, atol in (("ssim", ssim_atol), ("psnr", TOL)):
+        sel = select_samples(torch.from_numpy(ours[metric]), True, "sequence")
+        rtol = F32 if metric == "psnr" else 0
+        np.testing.assert_allclose(sel["value_best"].numpy(), ref["best"][metric], atol=atol,
+                                   rtol=rtol)
+        np.testing.assert_allclose(float(sel["value_best"].mean()), ref["printed"][metric],
+                                   atol=atol, rtol=rtol)
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_svg_matches_eval_seq(inputs: dict, case: str) -> None:
     ref = _ref("svg")[case]
@@ -64,13 +76,7 @@ def test_srvp_matches_test_py(inputs: dict, case: str) -> None:
     ours = _scores(inputs, case, "slamp")  # the alias of srvp
     np.testing.assert_allclose(ours["ssim"], ref["ssim"], atol=TOL, rtol=0)
     np.testing.assert_allclose(ours["psnr"], ref["psnr"], atol=TOL, rtol=F32)
-    for metric in ("ssim", "psnr"):
-        sel = select_samples(torch.from_numpy(ours[metric]), True, "sequence")
-        rtol = F32 if metric == "psnr" else 0
-        np.testing.assert_allclose(sel["value_best"].numpy(), ref["best"][metric], atol=TOL,
-                                   rtol=rtol)
-        np.testing.assert_allclose(float(sel["value_best"].mean()), ref["printed"][metric],
-                                   atol=TOL, rtol=rtol)
+    _check_best_of_n(ours, ref, ssim_atol=TOL)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -82,13 +88,7 @@ def test_savp_matches_tf_image_ssim_and_psnr(inputs: dict, case: str) -> None:
     ours = _scores(inputs, case, "savp")
     np.testing.assert_allclose(ours["ssim"], ref["ssim"], atol=1e-5, rtol=0)
     np.testing.assert_allclose(ours["psnr"], ref["psnr"], atol=TOL, rtol=F32)
-    for metric, atol in (("ssim", 1e-5), ("psnr", TOL)):
-        sel = select_samples(torch.from_numpy(ours[metric]), True, "sequence")
-        rtol = F32 if metric == "psnr" else 0
-        np.testing.assert_allclose(sel["value_best"].numpy(), ref["best"][metric], atol=atol,
-                                   rtol=rtol)
-        np.testing.assert_allclose(float(sel["value_best"].mean()), ref["printed"][metric],
-                                   atol=atol, rtol=rtol)
+    _check_best_of_n(ours, ref, ssim_atol=1e-5)
 
 
 @pytest.mark.parametrize("case", CASES)
