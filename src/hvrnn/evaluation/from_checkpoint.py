@@ -265,8 +265,9 @@ def evaluate_checkpoint(checkpoint_path: str | Path, protocol_id: str | Protocol
     require_report()
     model, cfg = load_model(ckpt_file, device=dev)
     _compile(model, cfg.eval if config_defaults else None, compile_mode)
+    protocol_id = get_protocol(protocol_id)  # a protocol file is read once
     defaults = cfg.eval if config_defaults else None
-    if defaults is not None and get_protocol(protocol_id).source:
+    if defaults is not None and protocol_id.source:
         # a protocol file states its N and sequences: the checkpoint's eval section does not
         # override them (options given here still do)
         defaults = dataclasses.replace(defaults, n_samples=0, max_sequences=0)
