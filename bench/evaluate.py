@@ -59,7 +59,7 @@ def main() -> None:
     proto = PROTOCOLS["bair64-c2-p28-n100"]
 
     def psnr_ssim() -> None:
-        scorer = Scorer(proto, None, None, device)
+        scorer = Scorer(proto, device=device)
         for i in range(s):
             scorer.add(samples[i:i + 1], truth[i:i + 1], None)
         scorer.reducer.result()

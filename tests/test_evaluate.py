@@ -66,7 +66,9 @@ def test_predictions_file_scores_closed_form(tmp_path: Path) -> None:
     res = evaluate_predictions_file(npz, PROTO.id, out, targets=clips)
 
     on_disk = json.loads((out / "metrics.json").read_text())
-    assert on_disk == json.loads(json.dumps(res))
+    assert on_disk == json.loads(json.dumps(res.record)) == res
+    assert res.folder == out and res.metrics_file == out / "metrics.json"
+    assert res.wall_seconds == on_disk["wall_seconds"] and res.sampling_seconds is None
     assert on_disk["protocol_id"] == PROTO.id and on_disk["protocol"]["n_pred"] == 10
     assert on_disk["n_sequences"] == S and on_disk["n_samples"] == N
     assert on_disk["predictions_sha256"] == sha256_file(npz)
@@ -475,20 +477,32 @@ def test_evaluate_uses_cached_weights_without_flags(tmp_path: Path, capsys, monk
     assert code == 0 and "lpips        skipped" in out and "fvd          skipped" in out
 
 
-def test_weights_given_then_configured_then_cached() -> None:
-    """A flag wins, then a path in the checkpoint config's eval section, then the cache;
-    False (--no-lpips / --no-fvd) skips whatever the config names."""
+def test_weights_given_then_configured_then_cached(tmp_path: Path, monkeypatch) -> None:
+    """A flag wins, then a path in the checkpoint config's eval section, then the cache (its
+    folder); False (--no-lpips / --no-fvd) skips whatever the config names; a metric the
+    protocol does not score gets none. Decoded once, in MetricWeights.resolve."""
+    from hvrnn import weights
     from hvrnn.config import EvalConfig
-    from hvrnn.evaluation.from_checkpoint import _options
-    from hvrnn.evaluation.scorer import FROM_CACHE
+    from hvrnn.evaluation.request import FROM_CACHE, MetricWeights
 
+    monkeypatch.setenv("HVRNN_CACHE", str(tmp_path))
+    cache = tmp_path / "weights"
     configured = EvalConfig(lpips_weights="cfg/lpips", i3d_weights="")
-    assert _options(configured, None, None, None, FROM_CACHE, FROM_CACHE)[3:] == (
-        "cfg/lpips", FROM_CACHE)
-    assert _options(configured, None, None, None, "flag/lpips", None)[3:] == ("flag/lpips", None)
-    assert _options(configured, None, None, None, None, None)[3:] == ("cfg/lpips", None)
-    assert _options(configured, None, None, None, False, False)[3:] == (None, None)
-    assert _options(None, None, None, None, FROM_CACHE, None)[3:] == (FROM_CACHE, None)
+    resolve = MetricWeights.resolve
+    assert resolve(FROM_CACHE, FROM_CACHE, configured=configured) == MetricWeights(
+        Path("cfg/lpips"), cache)
+    assert resolve("flag/lpips", None, configured=configured) == MetricWeights(
+        Path("flag/lpips"), None)
+    assert resolve(None, None, configured=configured) == MetricWeights(Path("cfg/lpips"), None)
+    assert resolve(False, False, configured=configured) == MetricWeights(None, None)
+    assert resolve(FROM_CACHE, None) == MetricWeights(cache, None)
+    assert weights.is_cache(cache) and not weights.is_cache(tmp_path)
+    no_fvd = dataclasses.replace(PROTO, metrics=("psnr", "ssim", "lpips"))
+    assert resolve(FROM_CACHE, FROM_CACHE, no_fvd) == MetricWeights(cache, None)
+    module = torch.nn.Identity()
+    assert resolve(None, module).i3d is module
+    with pytest.raises(TypeError, match="int"):
+        resolve(3, None)
 
 
 @pytest.mark.parametrize("layout", ["png", "mp4"])

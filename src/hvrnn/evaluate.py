@@ -12,7 +12,8 @@ from hvrnn.evaluation.protocols import (
     protocol_data_config,
 )
 from hvrnn.evaluation.report import format_summary
-from hvrnn.evaluation.scorer import FROM_CACHE, SKIPPED, Scorer
+from hvrnn.evaluation.request import FROM_CACHE
+from hvrnn.evaluation.scorer import SKIPPED, Scorer
 from hvrnn.io.files import sha256_file
 
 __all__ = ["FROM_CACHE", "FVD_FRAMES", "PROTOCOLS", "SKIPPED", "PredictionsWriter", "Protocol",

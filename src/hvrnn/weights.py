@@ -110,6 +110,14 @@ def weights_dir() -> Path:
     return base / "weights"
 
 
+def is_cache(path: str | Path) -> bool:
+    """Whether ``path`` is the cache folder itself, which stands for its verified files."""
+    try:
+        return Path(path).expanduser().resolve() == weights_dir().resolve()
+    except OSError:
+        return False
+
+
 def resolve_names(names: Iterable[str]) -> list[WeightFile]:
     """Registry entries for file names and group names (``lpips``, ``fvd``, ``all``), in order.
 

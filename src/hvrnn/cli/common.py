@@ -118,7 +118,7 @@ def metric_weights(given: str | None, skip: bool, metric: str, names: tuple[str,
     if given:
         return given
     from hvrnn import weights
-    from hvrnn.evaluation.scorer import FROM_CACHE
+    from hvrnn.evaluation.request import FROM_CACHE
 
     missing = [n for n in names if weights.cached(n) is None]
     if not missing:

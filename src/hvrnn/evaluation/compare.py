@@ -249,7 +249,7 @@ def claim_evaluation_folders(entries: list[Entry], out: Path, force: bool) -> No
     Raises:
         UserError: a folder holds another evaluation's files and ``force`` is not set.
     """
-    from hvrnn.evaluation.report import OUTPUTS
+    from hvrnn.evaluation.request import OUTPUTS
     from hvrnn.io.files import check_output_dir
 
     for e in entries:
@@ -296,10 +296,10 @@ def evaluate_missing(entries: list[Entry], protocol: str | Protocol, out: Path,
                 e.source, p, e.metrics_dir, data_root=opts.get("data_root"),
                 lpips_weights=opts.get("lpips_weights"), i3d_weights=opts.get("i3d_weights"),
                 max_sequences=opts.get("max_sequences"), device=opts.get("device", "cpu"),
-                force=force)
+                force=force).record
         else:
             e.metrics = evaluate_checkpoint(e.checkpoint, p, e.metrics_dir, force=force,
-                                            config_defaults=False, **opts)
+                                            config_defaults=False, **opts).record
     check_same_protocol(entries, p)
 
 

@@ -14,7 +14,14 @@ from hvrnn.distributed import resolve_device
 from hvrnn.errors import UserError, require
 from hvrnn.evaluation.ground_truth import check_array, clips_uint8, ground_truth, load_targets
 from hvrnn.evaluation.protocols import Protocol, get_protocol
-from hvrnn.evaluation.report import OUTPUTS, write_outputs
+from hvrnn.evaluation.report import write_outputs
+from hvrnn.evaluation.request import (
+    OUTPUTS,
+    EvaluationRequest,
+    EvaluationResult,
+    MetricWeights,
+    PredictionsRequest,
+)
 from hvrnn.evaluation.scorer import Scorer, check_fvd_inputs, fvd_warnings, progress_bar
 from hvrnn.io.files import sha256_file
 from hvrnn.io.npy import NpyReader, open_npz
@@ -41,15 +48,15 @@ def prepare_eval_dir(out_dir: str | Path, force: bool) -> Path:
     return folder.path
 
 
-def score_blocks(blocks: Iterator[Block], n_sequences: int, p: Protocol, out: OutputFolder,
-                 lpips_weights: Any, i3d_weights: Any, *, device: str, extra: dict[str, Any],
-                 desc: str = "scoring") -> dict[str, Any]:
-    """Score blocks of (samples (b, N, T, H, W, C), targets (b, T, H, W, C), context) and
-    write the result files into ``out`` (an entered :class:`OutputFolder`); returns what
-    metrics.json holds."""
+def score_blocks(blocks: Iterator[Block], n_sequences: int, request: EvaluationRequest,
+                 out: OutputFolder, extra: dict[str, Any]) -> EvaluationResult:
+    """Score blocks of (samples (b, N, T, H, W, C), targets (b, T, H, W, C), context) under
+    ``request`` and write the result files into ``out`` (an entered :class:`OutputFolder`);
+    ``extra``: more metrics.json entries."""
     t0 = time.time()
-    scorer = Scorer(p, lpips_weights, i3d_weights, resolve_device(device))
-    with progress_bar(n_sequences, f"{desc} {p.id}") as bar:
+    p = request.protocol
+    scorer = Scorer(p, request.weights, request.device)
+    with progress_bar(n_sequences, f"scoring {p.id}") as bar:
         for samples, targets, context in blocks:
             scorer.add(samples, targets, context)
             bar.update(samples.shape[0])
@@ -60,7 +67,7 @@ def evaluate_predictions(samples_uint8: np.ndarray, targets_uint8: np.ndarray,
                          context_uint8: np.ndarray | None, protocol: str | Protocol,
                          out_dir: str | Path, lpips_weights: Any = None, i3d_weights: Any = None,
                          *, force: bool = False, device: str = "cpu", chunk: int = 4,
-                         extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                         extra: dict[str, Any] | None = None) -> EvaluationResult:
     """Score predictions held in memory and write metrics.json, per_frame.csv, curves.png.
 
     Args:
@@ -72,7 +79,7 @@ def evaluate_predictions(samples_uint8: np.ndarray, targets_uint8: np.ndarray,
         out_dir: output folder; one holding metrics.json, per_frame.csv or curves.png needs
             ``force=True``.
         lpips_weights: LPIPS weights (see :func:`hvrnn.metrics.lpips`), or
-            :data:`~hvrnn.evaluation.scorer.FROM_CACHE` for the weights cache; None skips LPIPS.
+            :data:`~hvrnn.evaluation.request.FROM_CACHE` for the weights cache; None skips LPIPS.
         i3d_weights: I3D weights (see :func:`hvrnn.metrics.load_i3d`), or ``FROM_CACHE``; None
             skips FVD.
         device: where metrics are computed.
@@ -80,7 +87,8 @@ def evaluate_predictions(samples_uint8: np.ndarray, targets_uint8: np.ndarray,
         extra: more top-level entries for metrics.json (e.g. a checkpoint hash).
 
     Returns:
-        The dictionary written to metrics.json (its ``folder``: the folder written).
+        An :class:`~hvrnn.evaluation.request.EvaluationResult`: what metrics.json holds, and
+        the folder.
 
     Raises:
         UserError: arrays of the wrong dtype or shape, or FVD asked for where it cannot be
@@ -94,10 +102,12 @@ def evaluate_predictions(samples_uint8: np.ndarray, targets_uint8: np.ndarray,
     check_array("targets", targets, (s, p.n_pred, *shape), p)
     if context_uint8 is not None:
         check_array("context", np.asarray(context_uint8), (s, p.n_ctx, *shape), p)
-    check_fvd_inputs(p, s, i3d_weights)
+    request = EvaluationRequest(protocol=p, weights=MetricWeights.resolve(lpips_weights,
+                                                                           i3d_weights, p),
+                                out=Path(out_dir), force=force, device=resolve_device(device))
+    check_fvd_inputs(p, s, request.weights.i3d)
     require_report()
-    resolve_device(device)
-    folder = eval_folder(out_dir, force)
+    folder = eval_folder(request.out, force)
     folder.check()
 
     def blocks() -> Iterator[Block]:
@@ -106,9 +116,7 @@ def evaluate_predictions(samples_uint8: np.ndarray, targets_uint8: np.ndarray,
             yield samples[i:i + chunk], targets[i:i + chunk], ctx
 
     with folder:
-        result = score_blocks(blocks(), s, p, folder, lpips_weights, i3d_weights,
-                              device=device, extra=extra or {})
-    return result
+        return score_blocks(blocks(), s, request, folder, extra or {})
 
 
 def _truth_source(p: Protocol, targets: np.ndarray | str | Path | None,
@@ -168,7 +176,7 @@ def evaluate_predictions_file(npz_path: str | Path, protocol_id: str | Protocol,
                               targets: np.ndarray | str | Path | None = None,
                               dataset: Any = None, max_sequences: int | None = None,
                               force: bool = False, device: str = "cpu",
-                              chunk: int = 4) -> dict[str, Any]:
+                              chunk: int = 4) -> EvaluationResult:
     """Score a predictions file (docs/evaluation.md) against the protocol's ground truth.
 
     The file holds ``samples`` uint8 (sequences, N, T_pred, H, W, C) and optionally
@@ -184,16 +192,17 @@ def evaluate_predictions_file(npz_path: str | Path, protocol_id: str | Protocol,
             predictions. One holding any file this evaluation writes needs ``force=True``;
             the files appear together when all are complete.
         data_root: prepared test data (default: the protocol's ``data_root``).
-        lpips_weights, i3d_weights: optional metric weights (see :class:`Scorer`; None skips
-            LPIPS / FVD, :data:`~hvrnn.evaluation.scorer.FROM_CACHE` reads the weights cache).
+        lpips_weights, i3d_weights: optional metric weights (a path or module; None skips
+            LPIPS / FVD, :data:`~hvrnn.evaluation.request.FROM_CACHE` reads the weights cache;
+            :meth:`~hvrnn.evaluation.request.MetricWeights.resolve`).
         targets: ground-truth clips instead of the dataset: uint8 (sequences, K + T_pred, H, W,
             C), or a file (:func:`~hvrnn.evaluation.ground_truth.load_targets`).
         dataset: a map-style dataset of (K + T_pred, C, H, W) float clips instead.
         max_sequences: score only the first sequences (recorded in the protocol).
 
     Returns:
-        What metrics.json holds (``warnings``: what limits its comparison with published
-        numbers), as :class:`~hvrnn.evaluation.report.Results` (``folder``: where).
+        An :class:`~hvrnn.evaluation.request.EvaluationResult`: what metrics.json holds
+        (``warnings``: what limits its comparison with published numbers), and the folder.
 
     Raises:
         UserError: a missing or malformed file or folder (the first offending file named), or
@@ -202,24 +211,26 @@ def evaluate_predictions_file(npz_path: str | Path, protocol_id: str | Protocol,
     p = get_protocol(protocol_id).with_options(max_sequences=max_sequences)
     path = Path(npz_path)
     layout = _checked_layout(path)
+    request = PredictionsRequest(
+        protocol=p, weights=MetricWeights.resolve(lpips_weights, i3d_weights, p),
+        out=Path(out_dir) if out_dir is not None else predictions_eval_folder(path, p),
+        force=force, device=resolve_device(device), predictions=path, layout=layout,
+        data_root=data_root, targets=targets, chunk=chunk)
     require_report()
-    resolve_device(device)
-    own_truth = _own_truth(path, layout, p, targets, data_root, dataset)
+    own_truth = _own_truth(request, dataset)
     available, clips = own_truth or _truth_source(p, targets, data_root, dataset)
     s = p.sequences(available)
-    check_fvd_inputs(p, s, i3d_weights)
-    converted = layout != "npz"
-    out = Path(out_dir) if out_dir is not None else predictions_eval_folder(path, p)
-    folder = eval_folder(out, force, OUTPUTS + (("predictions.npz",) if converted else ()))
+    check_fvd_inputs(p, s, request.weights.i3d)
+    folder = eval_folder(request.out, force, request.outputs())
     folder.check()
     with folder:
         source: dict[str, Any] = {} if own_truth is None else {
             "ground_truth": "inputs.npy + trues.npy next to the predictions"}
-        if converted:  # a folder or other codebase's arrays: converted to predictions.npz
+        if layout != "npz":  # a folder or other codebase's arrays: converted to predictions.npz
             path, converted_from = _convert(path, folder, p, s)
             source.update(converted_from)
-        return _score_file(path, p, s, clips, folder, lpips_weights, i3d_weights, chunk,
-                           device, {**source, **fvd_warnings(p, s, available, i3d_weights)})
+        return _score_file(path, request, s, clips, folder,
+                           {**source, **fvd_warnings(p, s, available, request.weights.i3d)})
 
 
 def _checked_layout(path: Path) -> str:
@@ -233,16 +244,16 @@ def _checked_layout(path: Path) -> str:
     return layout
 
 
-def _own_truth(path: Path, layout: str, p: Protocol, targets: Any, data_root: Any, dataset: Any
+def _own_truth(request: PredictionsRequest, dataset: Any
                ) -> tuple[int, Callable[[int, int], np.ndarray]] | None:
     """OpenSTL's saved ``inputs.npy`` + ``trues.npy`` as the ground truth of its predictions,
     when no other ground truth is given (else None)."""
-    if layout != "openstl" or targets is not None or data_root is not None or \
-            dataset is not None:
+    if request.layout != "openstl" or request.targets is not None or \
+            request.data_root is not None or dataset is not None:
         return None
     from hvrnn.evaluation.prediction_arrays import openstl_truth
 
-    return openstl_truth(path, p)
+    return openstl_truth(request.predictions, request.protocol)
 
 
 def _convert(path: Path, folder: OutputFolder, p: Protocol, s: int
@@ -257,10 +268,12 @@ def _convert(path: Path, folder: OutputFolder, p: Protocol, s: int
         "predictions_file": str(folder.path / "predictions.npz")}
 
 
-def _score_file(path: Path, p: Protocol, s: int, clips: Callable[[int, int], np.ndarray],
-                folder: OutputFolder, lpips_weights: Any, i3d_weights: Any, chunk: int,
-                device: str, extra: dict[str, Any]) -> dict[str, Any]:
-    """Check the arrays of a predictions file, score them block by block, write the results."""
+def _score_file(path: Path, request: PredictionsRequest, s: int,
+                clips: Callable[[int, int], np.ndarray], folder: OutputFolder,
+                extra: dict[str, Any]) -> EvaluationResult:
+    """Check the arrays of the predictions file ``path`` (the request's, or what it was
+    converted to), score them block by block, write the results."""
+    p = request.protocol
     arrays = open_npz(path, ("samples", "context"), required="samples",
                       what="predictions file")
     try:
@@ -268,10 +281,9 @@ def _score_file(path: Path, p: Protocol, s: int, clips: Callable[[int, int], np.
         extra = {"predictions_file": str(path), "predictions_sha256": sha256_file(path),
                  "checkpoint_sha256": None, **extra}
         named = Path(extra.get("predictions_source") or path)  # a converted folder: its source
-        blocks = _file_blocks(named, p, s, chunk, clips, arrays["samples"],
+        blocks = _file_blocks(named, p, s, request.chunk, clips, arrays["samples"],
                               arrays.get("context"))
-        return score_blocks(blocks, s, p, folder, lpips_weights, i3d_weights, device=device,
-                            extra=extra)
+        return score_blocks(blocks, s, request, folder, extra)
     finally:
         for reader in arrays.values():
             reader.close()

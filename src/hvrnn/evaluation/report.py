@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from hvrnn.evaluation.protocols import Protocol
+from hvrnn.evaluation.request import EvaluationResult
 from hvrnn.evaluation.scorer import Scorer
 from hvrnn.io.files import write_atomically, write_bytes_atomically
 from hvrnn.io.output import OutputFolder
@@ -44,21 +45,11 @@ def finite_or_null(obj: Any, path: str, found: list[str]) -> Any:
     return obj
 
 
-OUTPUTS = ("metrics.json", "per_frame.csv", "curves.png")
-
-
-class Results(dict):
-    """What metrics.json holds (a plain dict for comparisons and JSON), and ``folder``, where
-    the result files were written."""
-
-    folder: Path | None = None
-
-
 def write_outputs(out: OutputFolder, scorer: Scorer, protocol: Protocol, n_sequences: int,
-                  extra: dict[str, Any], wall: float) -> dict[str, Any]:
+                  extra: dict[str, Any], wall: float) -> EvaluationResult:
     """Write metrics.json (the folder's completion marker), per_frame.csv and curves.png into
-    ``out`` (they appear when it is committed); return what metrics.json holds
-    (:class:`Results`, with the folder)."""
+    ``out`` (they appear when it is committed); return what metrics.json holds and the
+    folder."""
     from hvrnn import __version__
     from hvrnn.metrics.conventions import get_convention
 
@@ -85,9 +76,7 @@ def write_outputs(out: OutputFolder, scorer: Scorer, protocol: Protocol, n_seque
                                              results["baselines"]))
     out.write_bytes("curves.png", plot_png(results["metrics"], protocol, results["baselines"]))
     out.write_text("metrics.json", json.dumps(strict, indent=2, allow_nan=False), marker=True)
-    written = Results(strict)
-    written.folder = out.path
-    return written
+    return EvaluationResult(strict, out.path)
 
 
 def _curve_metrics(res: dict[str, Any]) -> list[str]:

@@ -7,6 +7,7 @@ keeps only per-sequence curves, so N samples x sequences x frames values are nev
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,21 +18,23 @@ from torch import Tensor
 from hvrnn import metrics
 from hvrnn.errors import UserError
 from hvrnn.evaluation.protocols import PROTOCOLS, Protocol
+from hvrnn.evaluation.request import MetricWeights, Weights
 from hvrnn.metrics.conventions import LEGACY, convention_scores, get_convention, stroke_iou
 from hvrnn.metrics.reduce import StreamingReducer
 from hvrnn.metrics.ssim import SSIM_VARIANTS
 
 SKIPPED = "skipped: no weights"
-# lpips_weights / i3d_weights value meaning "the verified files of the weights cache".
-FROM_CACHE = "<weights cache>"
 
 
-def _weights_arg(value: Any) -> Any:
-    """What the metric loaders take: None for the weights cache, else the value itself."""
-    return None if isinstance(value, str) and value == FROM_CACHE else value
+def _loader_arg(weights: Path) -> Path | None:
+    """What the metric loaders take: None for the weights cache's folder (its files are checked
+    against their published SHA-256), else the path."""
+    from hvrnn import weights as cache
+
+    return None if cache.is_cache(weights) else weights
 
 
-def check_fvd_inputs(p: Protocol, n_sequences: int, i3d_weights: Any) -> None:
+def check_fvd_inputs(p: Protocol, n_sequences: int, i3d_weights: Weights) -> None:
     """FVD's requirements, checked before any sampling or scoring.
 
     Raises:
@@ -39,7 +42,7 @@ def check_fvd_inputs(p: Protocol, n_sequences: int, i3d_weights: Any) -> None:
             fewer than :data:`hvrnn.metrics.i3d.MIN_FRAMES` frames, fewer than 2 sequences are
             scored (a covariance needs 2 embeddings), or ``fvd_resize`` is unknown.
     """
-    if not i3d_weights or "fvd" not in p.metrics:
+    if i3d_weights is None or "fvd" not in p.metrics:
         return
     from hvrnn.metrics.fvd import RESIZE_MODES
     from hvrnn.metrics.i3d import MIN_FRAMES
@@ -58,13 +61,13 @@ def check_fvd_inputs(p: Protocol, n_sequences: int, i3d_weights: Any) -> None:
                         f"{p.fvd_resize!r}")
 
 
-def fvd_warnings(p: Protocol, n_sequences: int, available: int, i3d_weights: Any
+def fvd_warnings(p: Protocol, n_sequences: int, available: int, i3d_weights: Weights
                  ) -> dict[str, list[str]]:
     """``{"warnings": [...]}`` for metrics.json when FVD is computed on fewer videos than the
     protocol's full test set (``available`` test clips, of which the registered protocol
     scores its own number); else ``{}``."""
     full = PROTOCOLS.get(p.id, p).sequences(available)
-    if not i3d_weights or "fvd" not in p.metrics or n_sequences >= full:
+    if i3d_weights is None or "fvd" not in p.metrics or n_sequences >= full:
         return {}
     return {"warnings": [
         f"FVD computed from {n_sequences} videos per set, the protocol's full test set has "
@@ -115,15 +118,19 @@ class Scorer:
 
     Args:
         protocol: the metric conventions, FVD settings and seed.
-        lpips_weights: LPIPS weights (path, or a loaded :class:`~hvrnn.metrics.LPIPS`), or
-            :data:`FROM_CACHE` for the weights cache; None (or False) skips LPIPS.
-        i3d_weights: I3D weights (path or module), or :data:`FROM_CACHE`; None skips FVD.
-        device: where metrics are computed.
+        weights: the LPIPS and I3D weights (a path or a loaded module); a metric whose weights
+            are None (default: both), or that the protocol does not score, is skipped.
+        device: where metrics are computed (default: the CPU).
         batch_frames: frames per metric call (bounds memory).
+
+    Raises:
+        UserError: an unknown convention. WeightsError: weights that cannot be loaded.
     """
 
-    def __init__(self, protocol: Protocol, lpips_weights: Any, i3d_weights: Any,
-                 device: torch.device, batch_frames: int = 2048) -> None:
+    def __init__(self, protocol: Protocol, weights: MetricWeights | None = None,
+                 device: torch.device | None = None, batch_frames: int = 2048) -> None:
+        weights = weights or MetricWeights()
+        device = device or torch.device("cpu")
         self.p, self.device, self.batch_frames = protocol, device, batch_frames
         try:
             self.conventions = [get_convention(c) for c in protocol.all_conventions()]
@@ -131,20 +138,17 @@ class Scorer:
             raise UserError(f"protocol {protocol.id}: {exc}") from None
         main = self.conventions[0]
         self.legacy = not (main.ssim_window == "uniform" and main.ssim_data_range == 2)
-        if "lpips" not in protocol.metrics:
-            lpips_weights = None
-        if "fvd" not in protocol.metrics:
-            i3d_weights = None
+        lpips = weights.lpips if "lpips" in protocol.metrics else None
+        i3d = weights.i3d if "fvd" in protocol.metrics else None
         self.lpips_model = None
-        if lpips_weights:
-            self.lpips_model = (lpips_weights if isinstance(lpips_weights, metrics.LPIPS)
-                                else metrics.load_lpips(protocol.lpips_net,
-                                                        _weights_arg(lpips_weights)))
+        if lpips is not None:
+            self.lpips_model = (lpips if isinstance(lpips, torch.nn.Module)
+                                else metrics.load_lpips(protocol.lpips_net, _loader_arg(lpips)))
             self.lpips_model = self.lpips_model.to(device)
         self.i3d = None
-        if i3d_weights:
-            self.i3d = (i3d_weights if isinstance(i3d_weights, torch.nn.Module)
-                        else metrics.load_i3d(_weights_arg(i3d_weights), device))
+        if i3d is not None:
+            self.i3d = (i3d if isinstance(i3d, torch.nn.Module)
+                        else metrics.load_i3d(_loader_arg(i3d), device))
         directions: dict[str, bool] = {}
         self.modes: dict[str, str] = {}
         self.stamp: dict[str, str] = {}  # metric key -> convention name
