@@ -94,10 +94,23 @@ def _elbo(metrics: dict[str, Any]) -> tuple[str, str, list[Any]]:
             [per["nelbo"], ";".join(repr(float(v)) for v in levels)])
 
 
-def table_rows(entries: list[Entry]) -> tuple[list[str], list[list[str]], list[str],
-                                              list[list[Any]]]:
-    """(Markdown header, Markdown rows, CSV header, CSV rows) of the comparison table."""
-    names = _curve_metrics(entries)
+def _metric_cells(results: dict[str, Any], names: list[str]) -> tuple[list[str], list[Any]]:
+    """(Markdown cells, CSV values) of each metric in ``names`` and selection of ``SHOWN`` in
+    ``results`` (a metrics.json ``metrics`` or ``baselines`` entry)."""
+    md: list[str] = []
+    row: list[Any] = []
+    for m in names:
+        res = results.get(m)
+        for s in SHOWN:
+            cell, values = _summary(res.get(s) if isinstance(res, dict) else None,
+                                    DIGITS.get(m, 4))
+            md.append(cell)
+            row += values
+    return md, row
+
+
+def _headers(names: list[str]) -> tuple[list[str], list[str]]:
+    """The Markdown and CSV headers of the comparison table with the metrics ``names``."""
     md_head = ["model", "kind", "N", "sequences"]
     csv_head = ["label", "source", "kind", "n_samples", "n_sequences"]
     for m in names:
@@ -107,38 +120,36 @@ def table_rows(entries: list[Entry]) -> tuple[list[str], list[list[str]], list[s
     md_head += ["FVD", "neg. ELBO (nats/clip)", "KL per level (nats/clip)", "frames/s"]
     csv_head += ["fvd_mean", "fvd_std", "fvd_rounds", "nelbo", "kl_per_level",
                  "frames_per_second"]
+    return md_head, csv_head
+
+
+def table_rows(entries: list[Entry]) -> tuple[list[str], list[list[str]], list[str],
+                                              list[list[Any]]]:
+    """(Markdown header, Markdown rows, CSV header, CSV rows) of the comparison table: one
+    row per entry, then the trivial predictors of the first evaluation that has them (same
+    protocol and sequences)."""
+    names = _curve_metrics(entries)
+    md_head, csv_head = _headers(names)
     md_rows, csv_rows = [], []
     for e in entries:
         r = e.metrics
-        md = [e.label, e.model_kind, str(r.get("n_samples")), str(r.get("n_sequences"))]
-        row: list[Any] = [e.label, str(e.source), e.model_kind, r.get("n_samples"),
-                          r.get("n_sequences")]
-        for m in names:
-            for s in SHOWN:
-                cell, values = _summary((r["metrics"].get(m) or {}).get(s) if isinstance(
-                    r["metrics"].get(m), dict) else None, DIGITS.get(m, 4))
-                md.append(cell)
-                row += values
-        cell, values = _fvd(r)
+        md_cells, values = _metric_cells(r["metrics"], names)
+        cell, fvd_values = _fvd(r)
         nelbo, kls, elbo_values = _elbo(r)
         fps = (r.get("sampling") or {}).get("frames_per_second")
-        md += [cell, nelbo, kls, _fmt(fps, 1)]
-        csv_rows.append(row + values + elbo_values + [fps if fps is not None else ""])
-        md_rows.append(md)
-    # The trivial predictors of the first entry's evaluation (same protocol and sequences).
+        md_rows.append([e.label, e.model_kind, str(r.get("n_samples")),
+                        str(r.get("n_sequences")), *md_cells, cell, nelbo, kls, _fmt(fps, 1)])
+        csv_rows.append([e.label, str(e.source), e.model_kind, r.get("n_samples"),
+                         r.get("n_sequences"), *values, *fvd_values, *elbo_values,
+                         fps if fps is not None else ""])
     scored = next((e.metrics for e in entries if e.metrics.get("baselines")), None)
     for name, res in ((scored or {}).get("baselines") or {}).items():
-        md = [f"{name} (trivial)", "trivial", "1", str(scored.get("n_sequences"))]
-        row = [f"{name} (trivial)", "", "trivial", 1, scored.get("n_sequences")]
-        for m in names:
-            for s in SHOWN:
-                cell, values = _summary((res.get(m) or {}).get(s) if isinstance(
-                    res.get(m), dict) else None, DIGITS.get(m, 4))
-                md.append(cell)
-                row += values
-        md += ["n/a", "n/a", "n/a", "n/a"]
-        csv_rows.append(row + ["", "", "", "", "", ""])
-        md_rows.append(md)
+        md_cells, values = _metric_cells(res, names)
+        n = scored.get("n_sequences")
+        md_rows.append([f"{name} (trivial)", "trivial", "1", str(n), *md_cells,
+                        "n/a", "n/a", "n/a", "n/a"])
+        csv_rows.append([f"{name} (trivial)", "", "trivial", 1, n, *values,
+                         "", "", "", "", "", ""])
     return md_head, md_rows, csv_head, csv_rows
 
 

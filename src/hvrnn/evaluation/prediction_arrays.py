@@ -69,36 +69,57 @@ def _check_stl(arr: np.ndarray, where: Path, p: Protocol, frames: int) -> None:
                         f"protocol {p.id}")
 
 
+Sequences = Iterator[tuple[np.ndarray, np.ndarray | None]]
+
+
 def iter_arrays(root: Path, layout: str, p: Protocol, n_sequences: int | None
-                 ) -> tuple[str, int, int, Iterator[tuple[np.ndarray, np.ndarray | None]]]:
-    """OpenSTL's preds.npy or SRVP's random_<i>.npz files, sequence by sequence."""
-    frame = (p.image_size, p.image_size, p.channels)
+                ) -> tuple[str, int, int, Sequences]:
+    """OpenSTL's preds.npy or SRVP's random_<i>.npz files, sequence by sequence: (layout,
+    sequences, samples per sequence, the iterator of (samples uint8 (N, T, H, W, C), context
+    uint8 (K, H, W, C) or None))."""
     if layout == "openstl":
-        path = root / "preds.npy" if root.is_dir() else root
-        preds = _load_npy(path)
-        _check_stl(preds, path, p, p.n_pred)
-        ctx_path = path.parent / "inputs.npy"
-        inputs = _load_npy(ctx_path) if ctx_path.is_file() else None
-        if inputs is not None:
-            _check_stl(inputs, ctx_path, p, p.n_ctx)
-        s = preds.shape[0]
-        if n_sequences is not None and s < n_sequences:
-            raise UserError(f"{str(path)!r} holds {s} sequences; {n_sequences} expected")
-        s = n_sequences or s
+        return (layout, *_openstl_arrays(root, p, n_sequences))
+    return (layout, *_srvp_arrays(root, p, n_sequences))
 
-        def stl_blocks() -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-            for i in range(s):
-                samples = _as_uint8(preds[i], path).transpose(0, 2, 3, 1)[None]
-                ctx = None if inputs is None else \
-                    _as_uint8(inputs[i], ctx_path).transpose(0, 2, 3, 1)
-                yield np.ascontiguousarray(samples), ctx
 
-        return layout, s, 1, stl_blocks()
+def _sequence_count(held: int, wanted: int | None, path: Path) -> int:
+    """The sequences read: ``wanted`` (or all); refused when the file holds fewer."""
+    if wanted is not None and held < wanted:
+        raise UserError(f"{str(path)!r} holds {held} sequences; {wanted} expected")
+    return wanted or held
+
+
+def _openstl_arrays(root: Path, p: Protocol, n_sequences: int | None
+                    ) -> tuple[int, int, Sequences]:
+    """OpenSTL's ``saved/preds.npy`` (float (S, T, C, H, W) in [0, 1]) and, when present,
+    ``inputs.npy`` as the context: one sample per sequence."""
+    path = root / "preds.npy" if root.is_dir() else root
+    preds = _load_npy(path)
+    _check_stl(preds, path, p, p.n_pred)
+    ctx_path = path.parent / "inputs.npy"
+    inputs = _load_npy(ctx_path) if ctx_path.is_file() else None
+    if inputs is not None:
+        _check_stl(inputs, ctx_path, p, p.n_ctx)
+    s = _sequence_count(preds.shape[0], n_sequences, path)
+
+    def blocks() -> Sequences:
+        for i in range(s):
+            samples = _as_uint8(preds[i], path).transpose(0, 2, 3, 1)[None]
+            ctx = None if inputs is None else \
+                _as_uint8(inputs[i], ctx_path).transpose(0, 2, 3, 1)
+            yield np.ascontiguousarray(samples), ctx
+
+    return s, 1, blocks()
+
+
+def _srvp_arrays(root: Path, p: Protocol, n_sequences: int | None
+                 ) -> tuple[int, int, Sequences]:
+    """SRVP's ``random_<i>.npz`` files (i = 1, 2, ...; ``samples`` uint8 (S, T, H, W, C)):
+    file i is sample i of every sequence; no context."""
+    frame = (p.image_size, p.image_size, p.channels)
     files = []
-    k = 1
-    while (root / f"random_{k}.npz").is_file():
-        files.append(root / f"random_{k}.npz")
-        k += 1
+    while (root / f"random_{len(files) + 1}.npz").is_file():
+        files.append(root / f"random_{len(files) + 1}.npz")
     arrays = []
     for f in files:
         with reading(f, "predictions file"), np.load(f, allow_pickle=False) as z:
@@ -113,13 +134,10 @@ def iter_arrays(root: Path, layout: str, p: Protocol, n_sequences: int | None
             raise UserError(f"{str(f)!r} holds {a.shape[0]} sequences, {str(files[0])!r} "
                             f"holds {arrays[0].shape[0]}")
         arrays.append(a)
-    s = arrays[0].shape[0]
-    if n_sequences is not None and s < n_sequences:
-        raise UserError(f"{str(files[0])!r} holds {s} sequences; {n_sequences} expected")
-    s = n_sequences or s
+    s = _sequence_count(arrays[0].shape[0], n_sequences, files[0])
 
-    def srvp_blocks() -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    def blocks() -> Sequences:
         for i in range(s):
             yield np.stack([a[i] for a in arrays]), None
 
-    return layout, s, len(arrays), srvp_blocks()
+    return s, len(arrays), blocks()

@@ -138,41 +138,48 @@ class Scorer:
             raise UserError(f"protocol {protocol.id}: {exc}") from None
         main = self.conventions[0]
         self.legacy = not (main.ssim_window == "uniform" and main.ssim_data_range == 2)
-        lpips = weights.lpips if "lpips" in protocol.metrics else None
-        i3d = weights.i3d if "fvd" in protocol.metrics else None
-        self.lpips_model = None
-        if lpips is not None:
-            self.lpips_model = (lpips if isinstance(lpips, torch.nn.Module)
-                                else metrics.load_lpips(protocol.lpips_net, _loader_arg(lpips)))
-            self.lpips_model = self.lpips_model.to(device)
-        self.i3d = None
-        if i3d is not None:
-            self.i3d = (i3d if isinstance(i3d, torch.nn.Module)
-                        else metrics.load_i3d(_loader_arg(i3d), device))
-        directions: dict[str, bool] = {}
-        self.modes: dict[str, str] = {}
-        self.stamp: dict[str, str] = {}  # metric key -> convention name
-        for i, c in enumerate(self.conventions):
-            suffix = "" if i == 0 else f"@{c.name}"
-            directions[f"psnr{suffix}"] = directions[f"ssim{suffix}"] = True
-            self.modes[f"psnr{suffix}"] = "clip_mse" if c.psnr == "clip_mse" else c.best_of
-            self.modes[f"ssim{suffix}"] = c.best_of
-            self.stamp[f"psnr{suffix}"] = self.stamp[f"ssim{suffix}"] = c.name
-        if self.legacy:
-            directions["ssim_legacy"] = True
-        if "stroke_iou" in protocol.metrics:
-            directions["stroke_iou"] = True
-            self.stamp["stroke_iou"] = "hvrnn (strokes: pixels >= 0.5)"
-        if self.lpips_model is not None:
-            directions["lpips"] = False
-        self.directions = directions
-        self.reducer = StreamingReducer(directions, seed=protocol.seed, modes=self.modes)
-        self.baselines = {name: StreamingReducer(directions, seed=protocol.seed,
+        self.lpips_model, self.i3d = self._networks(weights)
+        self.directions, self.modes, self.stamp = self._metric_keys()
+        self.reducer = StreamingReducer(self.directions, seed=protocol.seed, modes=self.modes)
+        self.baselines = {name: StreamingReducer(self.directions, seed=protocol.seed,
                                                  modes=self.modes)
                           for name in protocol.baselines}
         self.real_feats: list[np.ndarray] = []
         self.fake_feats: list[np.ndarray] = []
         self.n_samples: int | None = None
+
+    def _networks(self, weights: MetricWeights) -> tuple[Any, Any]:
+        """The LPIPS and I3D networks on the device (None where skipped), loaded from paths
+        or taken as given."""
+        p, device = self.p, self.device
+        lpips = weights.lpips if "lpips" in p.metrics else None
+        i3d = weights.i3d if "fvd" in p.metrics else None
+        if lpips is not None and not isinstance(lpips, torch.nn.Module):
+            lpips = metrics.load_lpips(p.lpips_net, _loader_arg(lpips))
+        if i3d is not None and not isinstance(i3d, torch.nn.Module):
+            i3d = metrics.load_i3d(_loader_arg(i3d), device)
+        return (None if lpips is None else lpips.to(device)), i3d
+
+    def _metric_keys(self) -> tuple[dict[str, bool], dict[str, str], dict[str, str]]:
+        """Per metric key (``psnr``, ``ssim@svg``, ...): whether higher is better, its
+        best-of-N mode, and the convention it is stamped with."""
+        directions: dict[str, bool] = {}
+        modes: dict[str, str] = {}
+        stamp: dict[str, str] = {}
+        for i, c in enumerate(self.conventions):
+            suffix = "" if i == 0 else f"@{c.name}"
+            directions[f"psnr{suffix}"] = directions[f"ssim{suffix}"] = True
+            modes[f"psnr{suffix}"] = "clip_mse" if c.psnr == "clip_mse" else c.best_of
+            modes[f"ssim{suffix}"] = c.best_of
+            stamp[f"psnr{suffix}"] = stamp[f"ssim{suffix}"] = c.name
+        if self.legacy:
+            directions["ssim_legacy"] = True
+        if "stroke_iou" in self.p.metrics:
+            directions["stroke_iou"] = True
+            stamp["stroke_iou"] = "hvrnn (strokes: pixels >= 0.5)"
+        if self.lpips_model is not None:
+            directions["lpips"] = False
+        return directions, modes, stamp
 
     def _frame_metrics(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         """Per-frame values (n, T) of samples x and targets y: uint8 (n, T, C, H, W)."""

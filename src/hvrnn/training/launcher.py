@@ -12,6 +12,7 @@ with several processes, optional KL warm-up and gradient clipping.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -177,25 +178,12 @@ def _run(cfg: ExperimentConfig, dist: DistInfo, folder: RunDirectory, resume: bo
          state: TrainState, train_set: Dataset, val_batches: list[Tensor],
          progress: bool | None) -> TrainResult:
     run_dir = folder.path
-    last = ckpt_io.latest_checkpoint(run_dir) if resume else None
-    if last is not None:
-        state.restore(last, cfg, dist)
-        if dist.is_main:
-            logger.info(f"continuing from step {state.step} ('{last}') with the run's "
-                        f"settings (config.yaml; key=value overrides them): train.max_steps="
-                        f"{cfg.train.max_steps}, train.batch_size={cfg.train.batch_size}, "
-                        f"data.root={cfg.data.root}")
+    if resume:
+        _continue(state, ckpt_io.latest_checkpoint(run_dir), cfg, dist)
     forward = wrap_for_training(state.model, cfg, dist)
-    tc = cfg.train
-    plan = BatchPlan(train_set, tc.batch_size, tc.seed, dist.world_size, dist.rank)
-    if tc.data_on_device:
-        from hvrnn.data.smmnist_device import device_batches
-
-        batches = device_batches(train_set, tc.batch_size, tc.seed, state.step, dist.device,
-                                 dist.world_size, dist.rank)
-    else:
-        batches = iterate_batches(train_set, plan, state.step, cfg.data.num_workers, tc.seed,
-                                  pin=dist.device.type == "cuda")
+    plan = BatchPlan(train_set, cfg.train.batch_size, cfg.train.seed, dist.world_size,
+                     dist.rank)
+    batches = _training_batches(train_set, plan, state.step, cfg, dist)
     hooks = RunHooks(cfg, dist, run_dir, val_batches, plan, progress, state)
     stop = StopFlag()
     hooks.protect = stop.protect
@@ -221,6 +209,34 @@ def _run(cfg: ExperimentConfig, dist: DistInfo, folder: RunDirectory, resume: bo
     return TrainResult(run_dir=run_dir, step=state.step, status=status, checkpoint=hooks.saved,
                        train_metrics=hooks.train_metrics, val_metrics=hooks.val_metrics,
                        score_term=state.model.score_term)
+
+
+def _continue(state: TrainState, last: Path | None, cfg: ExperimentConfig, dist: DistInfo
+              ) -> None:
+    """Restore ``state`` from the run's latest checkpoint ``last`` (None: start afresh), and
+    say with which settings the run continues."""
+    if last is None:
+        return
+    state.restore(last, cfg, dist)
+    if dist.is_main:
+        logger.info(f"continuing from step {state.step} ('{last}') with the run's "
+                    f"settings (config.yaml; key=value overrides them): train.max_steps="
+                    f"{cfg.train.max_steps}, train.batch_size={cfg.train.batch_size}, "
+                    f"data.root={cfg.data.root}")
+
+
+def _training_batches(train_set: Dataset, plan: BatchPlan, step: int, cfg: ExperimentConfig,
+                      dist: DistInfo) -> Iterator[Tensor]:
+    """This process's training batches from ``step`` on: generated on the device
+    (``train.data_on_device``) or read by the data loader as ``plan`` fixes them."""
+    tc = cfg.train
+    if tc.data_on_device:
+        from hvrnn.data.smmnist_device import device_batches
+
+        return device_batches(train_set, tc.batch_size, tc.seed, step, dist.device,
+                              dist.world_size, dist.rank)
+    return iterate_batches(train_set, plan, step, cfg.data.num_workers, tc.seed,
+                           pin=dist.device.type == "cuda")
 
 
 def format_result(result: TrainResult) -> str:
