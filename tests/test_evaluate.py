@@ -236,6 +236,11 @@ def test_evaluate_checkpoint_end_to_end(tmp_path: Path, tiny_config, smmnist16_r
     res = evaluate_checkpoint(path, proto, out, batch_size=2)
     assert res["checkpoint_sha256"] == sha256_file(path)
     assert res["n_sequences"] == 5 and res["n_samples"] == 3
+    # The result: the numbers as written, the timings, the folder.
+    assert json.loads((out / "metrics.json").read_text()) == res.record
+    assert res.folder == out and res["predictions_file"] == str(out / "predictions.npz")
+    assert 0 < res.sampling_seconds <= res.wall_seconds + 0.01  # wall: rounded to 0.01 s
+    assert res["sampling"]["frames"] == 5 * 3 * 4
     elbo = res["elbo"]["per_clip_mean"]
     assert elbo["nelbo"] == pytest.approx(elbo["nll"] + elbo["kl"], rel=1e-6)
     levels = [v for k, v in elbo.items() if k.startswith("kl/level_")]
