@@ -106,7 +106,9 @@ class TestModelContract:
         # Means: all samples equal, independent of the seed; temperature 0 is the same thing.
         m0, m1 = draw(0, use_mean=True), draw(1, use_mean=True)
         torch.testing.assert_close(m0, m1, rtol=0, atol=0)
-        torch.testing.assert_close(m0[:, 0], m0[:, 2], rtol=0, atol=0)
+        # Rows of one batch may go through differently blocked kernels (SAVP's convolutions on
+        # AMD CPUs differ by 2e-7): equal up to float32 rounding.
+        torch.testing.assert_close(m0[:, 0], m0[:, 2], rtol=0, atol=1e-6)
         torch.testing.assert_close(draw(5, temperature=0.0), m0, rtol=0, atol=1e-6)
         # Row b * S + s follows context b only.
         alone = draw(0, ctx[1:2], n=1, use_mean=True)
