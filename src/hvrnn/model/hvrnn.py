@@ -29,7 +29,8 @@ How the networks realise the conditioning (docs/design.md section 2):
 
 Past latents z_<t reach every network through its recurrent state, and every state starts from
 an InitNet over the context features of its resolution. "Dense connectivity" is
-:func:`dense_input`: z_t^<l up-sampled (nearest neighbour) to r_l and concatenated on channels.
+:func:`~hvrnn.model.latent.dense_input`: z_t^<l up-sampled (nearest neighbour) to r_l and
+concatenated on channels; :func:`~hvrnn.model.latent.latent_levels` runs the levels.
 
 Two execution paths share the weights:
 
@@ -39,6 +40,9 @@ Two execution paths share the weights:
 * ``init_state`` / ``step`` (:class:`~hvrnn.model.base.VideoModel`, with :meth:`advance` here):
   time-major, one frame at a time, for exact ancestral sampling (:mod:`hvrnn.sampling`). Each
   frame is encoded once; the posterior runs only when the true next frame is given.
+
+The kind's settings are :class:`HVRNNConfig`, registered with the network as ``model.kind:
+hvrnn``.
 """
 
 from __future__ import annotations
