@@ -14,12 +14,11 @@ import hvrnn
 from hvrnn.config import (
     ConfigError,
     DataConfig,
-    HVRNNConfig,
     ModelConfig,
-    SVGLPConfig,
     config_from_dict,
     save_config,
 )
+from hvrnn.model import HVRNNConfig, SVGLPConfig
 
 # ---------------------------------------------------------------------------------------------
 # Keys and types
@@ -61,6 +60,55 @@ def test_unknown_model_kind_is_refused():
         tiny("tiny", "model.kind=svg")
     with pytest.raises(ConfigError, match=r"model\.kind='svg'"):
         hvrnn.build_model(ModelConfig(kind="svg"))
+
+
+def test_config_classes_moved_to_their_kinds_still_import_from_hvrnn_config():
+    """The built-in kinds' config classes live in their kind's module; the old names of
+    ``hvrnn.config`` resolve to the same classes, with a DeprecationWarning naming the new
+    place."""
+    import hvrnn.config
+    import hvrnn.model
+
+    for name, module in (("HVRNNConfig", "hvrnn"), ("SVGLPConfig", "svg"),
+                         ("PredNetConfig", "prednet"), ("SAVPConfig", "savp")):
+        with pytest.warns(DeprecationWarning, match=rf"use hvrnn\.model\.{module}\.{name}"):
+            cls = getattr(hvrnn.config, name)
+        assert cls is getattr(hvrnn.model, name)
+        assert cls.__module__ == f"hvrnn.model.{module}"
+    with pytest.warns(DeprecationWarning, match="hvrnn.config.HVRNNConfig is deprecated"):
+        from hvrnn.config import HVRNNConfig as Old
+    assert Old is HVRNNConfig
+    with pytest.raises(AttributeError, match="NoSuchConfig"):
+        hvrnn.config.NoSuchConfig  # noqa: B018
+
+
+def test_the_config_layer_imports_a_built_in_kind_on_its_first_lookup():
+    """Loading a preset reads the kind's module (hvrnn.config.BUILTIN_KINDS) only then: the
+    config layer imports no model module of its own, and an unknown kind is refused, naming
+    every built-in kind, without importing any."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = """
+import sys
+import hvrnn.config as c
+assert not [m for m in sys.modules if m.startswith("hvrnn.model")], "model imported"
+try:
+    c.model_config_class("svg")
+except c.ConfigError as exc:
+    print(exc)
+assert not [m for m in sys.modules if m.startswith("hvrnn.model")], "model imported"
+cfg = c.load_config("tiny_savp")
+print(type(cfg.model).__module__, "hvrnn.model.savp" in sys.modules)
+print(type(c.ExperimentConfig().model).__module__)
+"""
+    src = str(Path(__file__).resolve().parent.parent / "src")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": src}, check=True).stdout.splitlines()
+    assert out == ["model.kind='svg' is invalid: expected one of ['hvrnn', 'prednet', 'savp', "
+                   "'svg_lp']", "hvrnn.model.savp True", "hvrnn.model.hvrnn"]
 
 
 def test_derived_preset_keeps_its_own_name():

@@ -13,7 +13,7 @@ LAYERS = {
     "distributions": 3, "objective": 3, "layers": 3,
     "model": 4,
     "sampling": 5, "rng": 5, "checkpoint": 5, "pretrained": 5, "sources": 5, "distributed": 5,
-    "data": 5, "metrics": 5, "weights": 5, "viz": 5, "accel": 5,
+    "data": 5, "metrics": 5, "weights": 5, "viz": 5, "accel": 5, "memory": 5,
     "training": 6, "train": 6, "evaluation": 6, "evaluate": 6, "outputs": 6, "sample_files": 6,
     "info": 6, "demo": 6,
     "cli": 7,

@@ -17,8 +17,8 @@ from helpers import (
 )
 
 import hvrnn
+from hvrnn.layers import to_center_taps
 from hvrnn.model import StepContext
-from hvrnn.model.convert import to_center_taps
 from hvrnn.objective import elbo_terms
 
 
@@ -75,6 +75,12 @@ def test_center_tap_model_equals_3x3_model():
     with torch.no_grad():
         a, b = full(x, eps), taps(x, eps)
     torch.testing.assert_close(a.logits, b.logits, rtol=0, atol=1e-5)
+
+
+def test_center_tap_conversion_still_imports_from_its_earlier_place():
+    with pytest.warns(DeprecationWarning, match="use hvrnn.layers.convert.to_center_taps"):
+        from hvrnn.model.convert import to_center_taps as old
+    assert old is to_center_taps
 
 
 # ---------------------------------------------------------------------------------------------

@@ -561,7 +561,7 @@ CASES = [
     Case("train-smmnist64-on-a-23-gb-machine",
          lambda w: ["train", "smmnist64", "--run-dir", str(w.tmp / "run"), "train.max_steps=2"],
          ("24.9 GB", "21.6 GB of activations", "train.batch_size=16", "23.0 GB in all"),
-         lambda w, mp: mp.setattr("hvrnn.model.memory.device_memory", lambda d: 23_000_000_000)),
+         lambda w, mp: mp.setattr("hvrnn.memory.device_memory", lambda d: 23_000_000_000)),
     Case("gif-predictions-short", lambda w: preds_argv(w, w.tmp / "gifs"),
          ("0000_0000.gif", "5 frames"), lambda w, mp: _short_gifs(w)),
 ]
@@ -1086,8 +1086,8 @@ def test_the_activation_estimate_extrapolates_exactly() -> None:
     """The estimate from one and two predicted frames of one clip equals the bytes saved by a
     whole batch (meta device, tiny model: 3 clips of 2 + 4 frames)."""
     from hvrnn.config import load_config
+    from hvrnn.memory import _saved_bytes, training_activations
     from hvrnn.model import build_model
-    from hvrnn.model.memory import _saved_bytes, training_activations
 
     cfg = load_config("tiny", ["train.batch_size=3", "data.n_pred=4", "data.image_size=16"])
     with torch.device("meta"):

@@ -133,7 +133,7 @@ def test_every_config_number(preset: str, key: str, tp: type, length: int, field
                 low, high = number_range(field, v)
                 assert math.isfinite(v) and low <= v <= high, f"{override} started: {v}"
             if section == "model":  # what was accepted builds a model (no division by zero)
-                from hvrnn.model.memory import parameter_count
+                from hvrnn.memory import parameter_count
 
                 assert parameter_count(cfg.model) > 0
             continue

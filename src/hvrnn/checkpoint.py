@@ -313,8 +313,8 @@ def build_loaded(cfg: ExperimentConfig, state: dict[str, Any], path: str | Path,
     Raises:
         CheckpointError: the weights do not fit the model (naming the key).
     """
+    from hvrnn.memory import allocating
     from hvrnn.model import build_model
-    from hvrnn.model.memory import allocating
 
     with allocating(cfg.model, training=False):
         model = build_model(cfg.model)

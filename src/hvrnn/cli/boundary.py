@@ -105,7 +105,7 @@ def _missing_package(exc: ImportError) -> str | None:
 
 
 def _out_of_memory(exc: BaseException) -> bool:
-    """A failed allocation (as :func:`hvrnn.model.memory.out_of_memory`, without torch)."""
+    """A failed allocation (as :func:`hvrnn.memory.out_of_memory`, without torch)."""
     text = str(exc)
     return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or (
         isinstance(exc, RuntimeError) and ("can't allocate memory" in text

@@ -18,7 +18,7 @@ import yaml
 from hvrnn.config.checks import ConfigError
 from hvrnn.config.loss import LossConfig
 from hvrnn.config.migration import migrate, rename_keys, renamed_key
-from hvrnn.config.models import MODEL_CONFIGS, model_config_class
+from hvrnn.config.models import ModelConfig, model_config_class, model_kinds
 from hvrnn.config.sections import DataConfig, EvalConfig, ExperimentConfig, TrainConfig
 from hvrnn.io.files import read_text, write_atomically
 
@@ -77,9 +77,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 
 def _unknown_key(cls: type, key: str, names: set[str], prefix: str) -> ConfigError:
     where = f"{prefix}.{key}"
-    others = sorted(kind for kind, other in MODEL_CONFIGS.items() if other is not cls
-                    and key in {f.name for f in dataclasses.fields(other)})
-    if prefix == "model" and others:
+    others = [] if prefix != "model" else [
+        kind for kind in model_kinds() if (other := model_config_class(kind)) is not cls
+        and key in {f.name for f in dataclasses.fields(other)}]
+    if others:
         return ConfigError(f"{where!r} is not a setting of model.kind={cls().kind} (it belongs "
                            f"to model.kind={', '.join(others)})")
     close = sorted(n for n in names if n.startswith(key[:3]))
@@ -110,7 +111,8 @@ def _build_experiment(data: dict[str, Any]) -> ExperimentConfig:
     if not isinstance(model, dict):
         raise ConfigError(f"model must be a mapping, got {model!r}")
     sections = {name: _build(cls, data.get(name), name) for name, cls in SECTIONS.items()}
-    sections["model"] = _build(model_config_class(model.get("kind", "hvrnn")), model, "model")
+    sections["model"] = _build(model_config_class(model.get("kind", ModelConfig.kind)), model,
+                               "model")
     return ExperimentConfig(name=_coerce(data.get("name", "experiment"), str, "name"),
                             **sections)
 
@@ -216,7 +218,7 @@ def resolve_source(name_or_path: str | Path, _chain: tuple[str, ...] = ()) -> di
                               "name or a YAML path")
         parent = resolve_source(base, (*_chain, identity))
         kind = (data.get("model") or {}).get("kind")
-        if kind is not None and kind != (parent.get("model") or {}).get("kind", "hvrnn"):
+        if kind is not None and kind != (parent.get("model") or {}).get("kind", ModelConfig.kind):
             parent.pop("model", None)
             if isinstance(parent.get("loss"), dict):
                 for key in KIND_LOSS_KEYS:

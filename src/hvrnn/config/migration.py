@@ -23,7 +23,7 @@ import warnings
 from typing import Any
 
 from hvrnn.config.checks import ConfigError
-from hvrnn.config.models import MODEL_CONFIGS
+from hvrnn.config.models import ModelConfig, model_config_class
 from hvrnn.config.sections import DataConfig
 
 RENAMED = {
@@ -73,8 +73,11 @@ def migrate(data: dict[str, Any], warn: bool = True) -> dict[str, Any]:
             if value not in (0, given):
                 raise ConfigError(f"model.{mkey}={value} disagrees with data.{dkey}={given}; "
                                   f"set only data.{dkey}")
-    cls = MODEL_CONFIGS.get(model.get("kind", "hvrnn"))
-    if old_layout and cls is not None:  # every dict written before per-kind model sections
+    if old_layout:  # every dict written before per-kind model sections
+        try:
+            cls = model_config_class(model.get("kind", ModelConfig.kind))
+        except ConfigError:
+            return data  # building the section names the unknown kind
         own = {f.name for f in dataclasses.fields(cls)}
         for key in [k for k in model if k not in own]:
             del model[key]

@@ -1,15 +1,20 @@
-"""Model sections: the settings every model kind shares, and one class per kind.
+"""Model sections: the settings every model kind shares, and the registry of the kinds' classes.
 
 The ``model`` section of a config is an instance of the class registered for its ``kind``
-(:data:`MODEL_CONFIGS`), so each kind accepts exactly its own keys. The image geometry (context
-length, frame size, channels) is not a model key: it belongs to the data section, and the
-:class:`~hvrnn.config.ExperimentConfig` that holds both hands it to its model section as
-:attr:`ModelConfig.geometry` when it is built. A model is therefore built from
-``cfg.model`` alone (``hvrnn.build_model(cfg.model)``).
+(:data:`MODEL_CONFIGS`), so each kind accepts exactly its own keys. Each kind's class lives in
+the kind's own module, beside its network (``hvrnn.model.hvrnn.HVRNNConfig``, ...); the
+built-in kinds' modules are imported on first lookup (:data:`BUILTIN_KINDS`,
+:func:`model_config_class`).
+
+The image geometry (context length, frame size, channels) is not a model key: it belongs to
+the data section, and the :class:`~hvrnn.config.ExperimentConfig` that holds both hands it to
+its model section as :attr:`ModelConfig.geometry` when it is built. A model is therefore built
+from ``cfg.model`` alone (``hvrnn.build_model(cfg.model)``).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -34,7 +39,8 @@ class Geometry:
 class ModelConfig:
     """Settings shared by every model kind (docs/design.md section 3 for the hierarchical VRNN).
 
-    Subclasses add the settings of one kind and are registered with :func:`register_model_config`.
+    Subclasses add the settings of one kind; each lives in its kind's module and is registered
+    with the kind's network (``@register_model(kind, config=...)``, :mod:`hvrnn.model.registry`).
     """
 
     kind: str = "hvrnn"
@@ -123,11 +129,29 @@ class ModelConfig:
                   f"a divisor of every stage width (width {w} at {r}x{r})")
 
 
+# The config class of every kind imported so far, by ``model.kind``.
 MODEL_CONFIGS: dict[str, type[ModelConfig]] = {}
+
+# The built-in kinds: ``model.kind`` -> the module that defines the kind (config class, network,
+# objective) and registers it. Presets are read here, in the config layer, below the model
+# layer, so this layer never imports a kind's module statically: :func:`model_config_class`
+# imports it on the kind's first lookup (as Hugging Face's ``AutoConfig`` resolves a
+# ``model_type`` through its ``CONFIG_MAPPING_NAMES``).
+BUILTIN_KINDS: dict[str, str] = {
+    "hvrnn": "hvrnn.model.hvrnn",
+    "svg_lp": "hvrnn.model.svg",
+    "prednet": "hvrnn.model.prednet",
+    "savp": "hvrnn.model.savp",
+}
 
 
 def register_model_config(kind: str) -> Callable[[type[ModelConfig]], type[ModelConfig]]:
-    """Class decorator: the config class of ``model.kind: <kind>``."""
+    """Class decorator: the config class of ``model.kind: <kind>`` (a kind's module usually
+    registers it with :func:`hvrnn.model.register_model`, ``config=``).
+
+    Raises:
+        ValueError: the kind has a config class already.
+    """
 
     def wrap(cls: type[ModelConfig]) -> type[ModelConfig]:
         if kind in MODEL_CONFIGS:
@@ -138,115 +162,24 @@ def register_model_config(kind: str) -> Callable[[type[ModelConfig]], type[Model
     return wrap
 
 
+def model_kinds() -> list[str]:
+    """Every valid ``model.kind``, sorted: the built-in kinds and the kinds registered since."""
+    return sorted(set(BUILTIN_KINDS) | set(MODEL_CONFIGS))
+
+
 def model_config_class(kind: object) -> type[ModelConfig]:
-    """The config class of a kind. Raises ConfigError for an unknown kind."""
+    """The config class of ``model.kind`` = ``kind``.
+
+    A built-in kind's module (:data:`BUILTIN_KINDS`) is imported on its first lookup: it holds
+    the config class beside the network and registers both. A kind of the user's must have been
+    imported (registered) before its preset is loaded.
+
+    Raises:
+        ConfigError: an unknown kind, naming ``model.kind`` and the valid choices
+            (:func:`model_kinds`).
+    """
+    if isinstance(kind, str) and kind not in MODEL_CONFIGS and kind in BUILTIN_KINDS:
+        importlib.import_module(BUILTIN_KINDS[kind])
     if not isinstance(kind, str) or kind not in MODEL_CONFIGS:
-        raise ConfigError(f"model.kind={kind!r} is invalid: expected one of "
-                          f"{sorted(MODEL_CONFIGS)}")
+        raise ConfigError(f"model.kind={kind!r} is invalid: expected one of {model_kinds()}")
     return MODEL_CONFIGS[kind]
-
-
-@register_model_config("hvrnn")
-@dataclass(frozen=True)
-class HVRNNConfig(ModelConfig):
-    """The hierarchical conditional VRNN (``model.kind: hvrnn``; docs/design.md section 3)."""
-
-    kind: str = "hvrnn"
-    # Latent hierarchy, coarsest first. The level at resolution 1 has ``n_z`` channels, the
-    # others as many channels as the encoder stage of the same resolution, unless
-    # ``latent_channels`` lists them explicitly (same length as ``latent_resolutions``).
-    latent_resolutions: tuple[int, ...] = (1, 8, 32)
-    latent_channels: tuple[int, ...] = ()
-    # GroupNorm groups: ConvLSTM gates and cell; latent nets and initial-state output.
-    gn_groups_lstm: int = 16
-    gn_groups_latent: int = 1
-    residual_scale: float = 0.1
-    prior_dense: bool = True
-    center_tap_1x1: bool = True
-    var_floor: float = 1e-5
-    # Departure from the paper (off in its presets): every decoder block above 1x1 also reads
-    # the encoder features of the previous frame at its resolution, so appearance need not pass
-    # through the 1x1 bottleneck. Makes small models on a CPU budget draw recognisable frames.
-    frame_skips: bool = False
-    # Recompute activations in the backward pass: "decoder" (its ConvLSTM blocks) or "all"
-    # (also the encoder and every latent net); trades compute for memory.
-    activation_checkpointing: str = "none"  # none | decoder | all
-
-    def check_loss(self, loss: LossConfig) -> None:
-        """Every loss setting applies (own-prediction inputs included)."""
-
-    @property
-    def level_channels(self) -> tuple[int, ...]:
-        if self.latent_channels:
-            return tuple(self.latent_channels)
-        return tuple(self.n_z if r == 1 else self.width(r) for r in self.latent_resolutions)
-
-    @property
-    def latent_shapes(self) -> tuple[tuple[int, int, int], ...]:
-        return tuple((c, r, r) for c, r in zip(self.level_channels, self.latent_resolutions,
-                                               strict=True))
-
-    def validate(self) -> None:
-        super().validate()
-        check(self.activation_checkpointing in ("none", "decoder", "all"),
-              "model.activation_checkpointing", self.activation_checkpointing,
-              "none, decoder or all")
-        check(self.var_floor >= 0, "model.var_floor", self.var_floor, ">= 0")
-        for key in ("gn_groups_lstm", "gn_groups_latent"):
-            check(getattr(self, key) >= 1, f"model.{key}", getattr(self, key), ">= 1")
-        check(all(c >= 1 for c in self.latent_channels), "model.latent_channels",
-              list(self.latent_channels), "positive channel counts")
-        res, size = self.latent_resolutions, self.image_size
-        check(len(res) >= 1, "model.latent_resolutions", res, "at least one level")
-        check(list(res) == sorted(set(res)), "model.latent_resolutions", res,
-              "strictly increasing (coarsest level first)")
-        for r in res:
-            check(r in self.stage_resolutions and r != size, "model.latent_resolutions", res,
-                  f"each a decoder resolution below the image size, i.e. in "
-                  f"{list(self.stage_resolutions[1:][::-1])}")
-        if self.latent_channels:
-            check(len(self.latent_channels) == len(res), "model.latent_channels",
-                  self.latent_channels, f"{len(res)} values, one per latent level")
-        for r in self.stage_resolutions:
-            w = self.width(r)
-            check(w % self.gn_groups_lstm == 0, "model.gn_groups_lstm", self.gn_groups_lstm,
-                  f"a divisor of every ConvLSTM width (width {w} at {r}x{r})")
-            check(w % self.gn_groups_latent == 0, "model.gn_groups_latent",
-                  self.gn_groups_latent, f"a divisor of every latent-net width ({w})")
-
-
-@register_model_config("svg_lp")
-@dataclass(frozen=True)
-class SVGLPConfig(ModelConfig):
-    """The SVG-LP baseline (``model.kind: svg_lp``): one (n_z, 1, 1) latent per step, a DCGAN
-    or VGG encoder/decoder of ``base_channels`` width, LSTMs of ``rnn_size`` cells."""
-
-    kind: str = "svg_lp"
-    # The frame encoder / decoder pair: "dcgan" (SVG's dcgan_64, its SM-MNIST choice) or
-    # "vgg" (SVG's vgg_64, its BAIR and KTH choice).
-    frame_network: str = "dcgan"
-    g_dim: int = 128  # frame code width
-    rnn_size: int = 256
-    predictor_layers: int = 2
-    posterior_layers: int = 1
-    prior_layers: int = 1
-
-    @property
-    def latent_shapes(self) -> tuple[tuple[int, int, int], ...]:
-        return ((self.n_z, 1, 1),)
-
-    def validate(self) -> None:
-        super().validate()
-
-        def svg_check(ok: bool, key: str, value: object, expected: str) -> None:
-            if not ok:
-                raise ConfigError(f"{key}={value!r} is invalid for model.kind=svg_lp: "
-                                  f"expected {expected}")
-
-        svg_check(self.frame_network in ("dcgan", "vgg"), "model.frame_network",
-                  self.frame_network, "dcgan or vgg")
-        svg_check(self.g_dim >= 1 and self.g_dim % self.gn_groups == 0, "model.g_dim",
-                  self.g_dim, f"a positive multiple of model.gn_groups={self.gn_groups}")
-        svg_check(self.rnn_size >= 1, "model.rnn_size", self.rnn_size, ">= 1")
-        for key in ("predictor_layers", "posterior_layers", "prior_layers"):
-            svg_check(getattr(self, key) >= 1, f"model.{key}", getattr(self, key), ">= 1")

@@ -1,8 +1,9 @@
 """The data, train and eval sections, and the experiment that holds them with the model and
 loss sections.
 
-Every option is defined once, here, in :mod:`hvrnn.config.loss` or in
-:mod:`hvrnn.config.models`, as a dataclass field with a default. Values derived from others
+Every option is defined once, here, in :mod:`hvrnn.config.loss`, in
+:mod:`hvrnn.config.models` (the settings every model kind shares) or in a kind's own module
+(``hvrnn.model.<kind>``), as a dataclass field with a default. Values derived from others
 (sequence length, the model's image geometry) are computed, never read from a file.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 
 from hvrnn.config.checks import ConfigError, check, check_device, check_numbers
 from hvrnn.config.loss import LossConfig
-from hvrnn.config.models import Geometry, HVRNNConfig, ModelConfig
+from hvrnn.config.models import Geometry, ModelConfig, model_config_class
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
@@ -174,13 +175,19 @@ class EvalConfig:
               ", ".join(COMPILE_MODES))
 
 
+def default_model() -> ModelConfig:
+    """The default model section: the hierarchical VRNN's (``model.kind: hvrnn``), its class
+    looked up by kind (:func:`~hvrnn.config.models.model_config_class` imports its module)."""
+    return model_config_class(ModelConfig.kind)()
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     """A whole experiment. Construction hands the data section's image geometry to the model
     section (also after ``dataclasses.replace``), so the two can never disagree."""
 
     name: str = "experiment"
-    model: ModelConfig = field(default_factory=HVRNNConfig)
+    model: ModelConfig = field(default_factory=default_model)
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

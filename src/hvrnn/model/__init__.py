@@ -1,4 +1,10 @@
-"""Model kinds. Importing this package registers the built-in ones."""
+"""Model kinds. Importing this package registers the built-in ones.
+
+Each kind is one module: its config class beside its network, its objective and its
+registration (:func:`register_model`): :mod:`hvrnn.model.hvrnn` (``HVRNNConfig``),
+:mod:`hvrnn.model.svg` (``SVGLPConfig``), :mod:`hvrnn.model.prednet` (``PredNetConfig``) and
+:mod:`hvrnn.model.savp` (``SAVPConfig``); their config classes are exported here too.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,6 @@ import dataclasses
 from torch import nn
 
 from hvrnn.config import ConfigError, DataConfig, ModelConfig, model_config_class
-from hvrnn.model import hvrnn as _hvrnn  # noqa: F401  (registers "hvrnn")
-from hvrnn.model import prednet as _prednet  # noqa: F401  (registers "prednet")
-from hvrnn.model import savp as _savp  # noqa: F401  (registers "savp")
-from hvrnn.model import svg as _svg  # noqa: F401  (registers "svg_lp")
 from hvrnn.model.base import (
     RecurrentState,
     StepContext,
@@ -21,11 +23,15 @@ from hvrnn.model.base import (
     elbo_objective,
     latent_noise,
 )
+from hvrnn.model.hvrnn import HVRNNConfig  # registers "hvrnn"
+from hvrnn.model.prednet import PredNetConfig  # registers "prednet"
 from hvrnn.model.registry import MODEL_PRESETS, MODEL_REGISTRY, register_model
+from hvrnn.model.savp import SAVPConfig  # registers "savp"
+from hvrnn.model.svg import SVGLPConfig  # registers "svg_lp"
 
-__all__ = ["MODEL_PRESETS", "MODEL_REGISTRY", "RecurrentState", "StepContext", "StepOutput",
-           "VRNNOutput", "VideoModel", "build_model", "count_parameters", "elbo_objective",
-           "latent_noise", "register_model"]
+__all__ = ["MODEL_PRESETS", "MODEL_REGISTRY", "HVRNNConfig", "PredNetConfig", "RecurrentState",
+           "SAVPConfig", "SVGLPConfig", "StepContext", "StepOutput", "VRNNOutput", "VideoModel",
+           "build_model", "count_parameters", "elbo_objective", "latent_noise", "register_model"]
 
 
 def build_model(cfg: ModelConfig, data: DataConfig | None = None) -> VideoModel:

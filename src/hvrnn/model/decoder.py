@@ -6,14 +6,18 @@ of the block of its resolution.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from einops import rearrange
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from hvrnn.config import HVRNNConfig
 from hvrnn.layers import ConvLSTMCell, ConvNormAct, InitNet, LSTMState, UpConv
 from hvrnn.model.encoder import Features, features_1x1
+
+if TYPE_CHECKING:
+    from hvrnn.model.hvrnn import HVRNNConfig
 
 
 class DecoderBlock(nn.Module):

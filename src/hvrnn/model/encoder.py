@@ -3,10 +3,14 @@ posteriors."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torch import Tensor, nn
 
-from hvrnn.config import HVRNNConfig
 from hvrnn.layers import ResBlock
+
+if TYPE_CHECKING:
+    from hvrnn.model.hvrnn import HVRNNConfig
 
 Features = dict[int, Tensor]
 """Encoder features of frames by resolution: ``{r: (..., C_r, r, r)}`` for every stage."""

@@ -29,7 +29,8 @@ How the networks realise the conditioning (docs/design.md section 2):
 
 Past latents z_<t reach every network through its recurrent state, and every state starts from
 an InitNet over the context features of its resolution. "Dense connectivity" is
-:func:`dense_input`: z_t^<l up-sampled (nearest neighbour) to r_l and concatenated on channels.
+:func:`~hvrnn.model.latent.dense_input`: z_t^<l up-sampled (nearest neighbour) to r_l and
+concatenated on channels; :func:`~hvrnn.model.latent.latent_levels` runs the levels.
 
 Two execution paths share the weights:
 
@@ -39,12 +40,15 @@ Two execution paths share the weights:
 * ``init_state`` / ``step`` (:class:`~hvrnn.model.base.VideoModel`, with :meth:`advance` here):
   time-major, one frame at a time, for exact ancestral sampling (:mod:`hvrnn.sampling`). Each
   frame is encoded once; the posterior runs only when the true next frame is given.
+
+The kind's settings are :class:`HVRNNConfig`, registered with the network as ``model.kind:
+hvrnn``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -52,7 +56,8 @@ from einops import rearrange
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from hvrnn.config import HVRNNConfig, LossConfig
+from hvrnn.config import LossConfig, ModelConfig
+from hvrnn.config.checks import check
 from hvrnn.distributions import DiagonalGaussian
 from hvrnn.layers import ConvOn1x1, LSTMState
 from hvrnn.model.base import (
@@ -66,35 +71,84 @@ from hvrnn.model.base import (
 )
 from hvrnn.model.decoder import ConvLSTMDecoder
 from hvrnn.model.encoder import Features, FrameEncoder
-from hvrnn.model.latent import LatentNet
+from hvrnn.model.latent import (
+    Draw,
+    LatentNet,
+    LevelPass,
+    dense_input,
+    latent_levels,
+    upsample_nearest,
+)
 from hvrnn.model.registry import register_model
 from hvrnn.objective import rollout_clips
 
 
-def upsample_nearest(z: Tensor, size: int) -> Tensor:
-    """Nearest-neighbour up-sampling of (..., C, r, r) to (..., C, size, size), r | size."""
-    r = z.shape[-1]
-    if r == size:
-        return z
-    if r == 1:
-        return z.expand(*z.shape[:-2], size, size)
-    return z.repeat_interleave(size // r, dim=-2).repeat_interleave(size // r, dim=-1)
+@dataclass(frozen=True)
+class HVRNNConfig(ModelConfig):
+    """The hierarchical conditional VRNN (``model.kind: hvrnn``; docs/design.md section 3)."""
 
+    kind: str = "hvrnn"
+    # Latent hierarchy, coarsest first. The level at resolution 1 has ``n_z`` channels, the
+    # others as many channels as the encoder stage of the same resolution, unless
+    # ``latent_channels`` lists them explicitly (same length as ``latent_resolutions``).
+    latent_resolutions: tuple[int, ...] = (1, 8, 32)
+    latent_channels: tuple[int, ...] = ()
+    # GroupNorm groups: ConvLSTM gates and cell; latent nets and initial-state output.
+    gn_groups_lstm: int = 16
+    gn_groups_latent: int = 1
+    residual_scale: float = 0.1
+    prior_dense: bool = True
+    center_tap_1x1: bool = True
+    var_floor: float = 1e-5
+    # Departure from the paper (off in its presets): every decoder block above 1x1 also reads
+    # the encoder features of the previous frame at its resolution, so appearance need not pass
+    # through the 1x1 bottleneck. Makes small models on a CPU budget draw recognisable frames.
+    frame_skips: bool = False
+    # Recompute activations in the backward pass: "decoder" (its ConvLSTM blocks) or "all"
+    # (also the encoder and every latent net); trades compute for memory.
+    activation_checkpointing: str = "none"  # none | decoder | all
 
-def dense_input(z_upper: list[Tensor], resolution: int) -> Tensor | None:
-    """Dense connectivity: the same step's upper-level latents z_t^<l for level l's head.
+    def check_loss(self, loss: LossConfig) -> None:
+        """Every loss setting applies (own-prediction inputs included)."""
 
-    Args:
-        z_upper: z_t^1 .. z_t^{l-1}, each (..., C_j, r_j, r_j) (with or without a T axis).
-        resolution: r_l.
+    @property
+    def level_channels(self) -> tuple[int, ...]:
+        if self.latent_channels:
+            return tuple(self.latent_channels)
+        return tuple(self.n_z if r == 1 else self.width(r) for r in self.latent_resolutions)
 
-    Returns:
-        (..., sum_j C_j, r_l, r_l) float32: each latent up-sampled (nearest neighbour) to r_l,
-        concatenated on channels; None for the top level (nothing above it).
-    """
-    if not z_upper:
-        return None
-    return torch.cat([upsample_nearest(z.float(), resolution) for z in z_upper], dim=-3)
+    @property
+    def latent_shapes(self) -> tuple[tuple[int, int, int], ...]:
+        return tuple((c, r, r) for c, r in zip(self.level_channels, self.latent_resolutions,
+                                               strict=True))
+
+    def validate(self) -> None:
+        super().validate()
+        check(self.activation_checkpointing in ("none", "decoder", "all"),
+              "model.activation_checkpointing", self.activation_checkpointing,
+              "none, decoder or all")
+        check(self.var_floor >= 0, "model.var_floor", self.var_floor, ">= 0")
+        for key in ("gn_groups_lstm", "gn_groups_latent"):
+            check(getattr(self, key) >= 1, f"model.{key}", getattr(self, key), ">= 1")
+        check(all(c >= 1 for c in self.latent_channels), "model.latent_channels",
+              list(self.latent_channels), "positive channel counts")
+        res, size = self.latent_resolutions, self.image_size
+        check(len(res) >= 1, "model.latent_resolutions", res, "at least one level")
+        check(list(res) == sorted(set(res)), "model.latent_resolutions", res,
+              "strictly increasing (coarsest level first)")
+        for r in res:
+            check(r in self.stage_resolutions and r != size, "model.latent_resolutions", res,
+                  f"each a decoder resolution below the image size, i.e. in "
+                  f"{list(self.stage_resolutions[1:][::-1])}")
+        if self.latent_channels:
+            check(len(self.latent_channels) == len(res), "model.latent_channels",
+                  self.latent_channels, f"{len(res)} values, one per latent level")
+        for r in self.stage_resolutions:
+            w = self.width(r)
+            check(w % self.gn_groups_lstm == 0, "model.gn_groups_lstm", self.gn_groups_lstm,
+                  f"a divisor of every ConvLSTM width (width {w} at {r}x{r})")
+            check(w % self.gn_groups_latent == 0, "model.gn_groups_latent",
+                  self.gn_groups_latent, f"a divisor of every latent-net width ({w})")
 
 
 @dataclass
@@ -112,27 +166,7 @@ class VRNNState(RecurrentState):
     prior: list[LSTMState]
 
 
-@dataclass
-class LevelPass:
-    """The latent levels of one pass, coarsest first: per level the prior and (when the
-    posterior ran) the posterior, the latent drawn, and the nets' new recurrent states."""
-
-    prior: list[DiagonalGaussian] = field(default_factory=list)
-    posterior: list[DiagonalGaussian] = field(default_factory=list)
-    z: list[Tensor] = field(default_factory=list)
-    prior_states: list[LSTMState] = field(default_factory=list)
-    posterior_states: list[LSTMState] = field(default_factory=list)
-
-
-# How a level's latent is drawn: (level, prior, posterior or None) -> z.
-Draw = Callable[[int, DiagonalGaussian, DiagonalGaussian | None], Tensor]
-
-
-def _call(fn: Callable[..., Any], *args: Any) -> Any:
-    return fn(*args)
-
-
-@register_model("hvrnn", preset="tiny")
+@register_model("hvrnn", config=HVRNNConfig, preset="tiny")
 class HierarchicalVRNN(VideoModel):
     """The hierarchical conditional VRNN; a single 1x1 level gives "Ours w/o Hier"."""
 
@@ -170,51 +204,14 @@ class HierarchicalVRNN(VideoModel):
     # ------------------------------------------------------------------------------------
     # Teacher-forced pass (training)
     # ------------------------------------------------------------------------------------
-    def _level(self, net: LatentNet, feats: Tensor, state: LSTMState, z_upper: list[Tensor],
-               over_time: bool) -> tuple[DiagonalGaussian, LSTMState]:
-        """One latent net: over the sequence, feats (B, T, C_r, r, r) of the frames it reads
-        and z_upper the upper levels' (B, T, C_j, r_j, r_j) samples it is densely connected
-        to; or one step, the same without T."""
-        upper = dense_input(z_upper, net.resolution)
-        return net(feats, state, upper) if over_time else net.step(feats, state, upper)
-
     def latent_levels(self, prev: Features, cur: Features | None, draw: Draw, *,
-                      over_time: bool, ctx: Features | None = None,
-                      prior_states: list[LSTMState] | None = None,
-                      posterior_states: list[LSTMState] | None = None,
-                      run: Callable[..., Any] = _call) -> LevelPass:
-        """The latent hierarchy of one pass, coarsest level first (supplementary Eqs. 7, 8):
-        level l's prior reads E(x_{t-1}) and, with ``prior_dense``, z_t^<l; its posterior,
-        when ``cur`` = E(x_t) is given, reads E(x_t) and z_t^<l; ``draw`` picks z_t^l from
-        them. Training (:meth:`forward`, over the sequence), one-step predictions and the step
-        API (:meth:`advance`, one step) all run this loop.
-
-        Args:
-            prev, cur: {r: features}, (B, T, C_r, r, r) when ``over_time`` else (B, C_r, r, r).
-            ctx: {r: (B, K, C_r, r, r)} context features that each net starts from, or None
-                to continue from ``prior_states`` and ``posterior_states``, the ConvLSTM
-                state of each level's net.
-            run: calls ``self._level`` (activation checkpointing wraps it).
-        """
-        out = LevelPass()
-        for level in range(len(self.latent_resolutions)):
-            r = self.latent_resolutions[level]
-            upper = list(out.z)  # z^<l, a copy: a recomputation must see the list as it is now
-            q = None
-            if cur is not None:  # q(z_t^l | z_t^<l, x_<=t, c)
-                net = self.posterior[level]
-                start = net.init_state(ctx[r]) if ctx is not None else posterior_states[level]
-                q, q_state = run(self._level, net, cur[r], start, upper, over_time)
-                out.posterior.append(q)
-                out.posterior_states.append(q_state)
-            net = self.prior[level]
-            start = net.init_state(ctx[r]) if ctx is not None else prior_states[level]
-            p, p_state = run(self._level, net, prev[r], start,
-                             upper if self.cfg.prior_dense else [], over_time)
-            out.prior.append(p)  # p(z_t^l | [z_t^<l], x_<t, c)
-            out.prior_states.append(p_state)
-            out.z.append(draw(level, p, q))  # z_t^l: (B, [T,] C_l, r, r)
-        return out
+                      over_time: bool, **states: Any) -> LevelPass:
+        """The latent hierarchy of one pass over this model's nets
+        (:func:`~hvrnn.model.latent.latent_levels`; ``states``: its ``ctx``, ``prior_states``,
+        ``posterior_states`` and ``run``). Training (:meth:`forward`, over the sequence),
+        one-step predictions and the step API (:meth:`advance`, one step) all run it."""
+        return latent_levels(self.prior, self.posterior, self.cfg.prior_dense, prev, cur, draw,
+                             over_time=over_time, **states)
 
     def forward(self, video: Tensor, eps: list[Tensor] | None = None,
                 history: Tensor | None = None) -> VRNNOutput:
@@ -376,4 +373,5 @@ class HierarchicalVRNN(VideoModel):
         return sum(m.inert_weights for m in self.modules() if isinstance(m, ConvOn1x1))
 
 
-__all__ = ["HierarchicalVRNN", "LevelPass", "VRNNState", "dense_input", "upsample_nearest"]
+__all__ = ["HVRNNConfig", "HierarchicalVRNN", "LevelPass", "VRNNState", "dense_input",
+           "upsample_nearest"]

@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hvrnn.config import LossConfig
-from hvrnn.config.baselines import PredNetConfig
+from hvrnn.config import ConfigError, LossConfig, ModelConfig
+from hvrnn.config.checks import check
 from hvrnn.model.base import (
     RecurrentState,
     StepContext,
@@ -44,6 +44,83 @@ from hvrnn.model.base import (
     count,
 )
 from hvrnn.model.registry import register_model
+
+
+def _positive(values: tuple[int, ...], key: str, kind: str) -> None:
+    if not values or any(v < 1 for v in values):
+        raise ConfigError(f"{key}={list(values)!r} is invalid for model.kind={kind}: expected "
+                          "positive integers")
+
+
+@dataclass(frozen=True)
+class PredNetConfig(ModelConfig):
+    """PredNet (Lotter, Kreiman and Cox, ICLR 2017), ``model.kind: prednet``.
+
+    Defaults are the 4-layer KITTI model of the original ``kitti_train.py``: A / Ahat
+    channels (C, 48, 96, 192) with C the image channels, R channels equal to them, 3x3
+    filters everywhere, and the "L0" loss (layer weights 1, 0, 0, 0). Time weights follow the
+    same file: 0 for the first frame of a clip, 1 / (N - 1) for the N - 1 others.
+
+    PredNet predicts frames in [0, 1] directly (no pixel likelihood, no latent), so the shared
+    ``base_channels``, ``max_channels``, ``width_mult`` and ``gn_groups`` settings of
+    :class:`~hvrnn.config.ModelConfig` and the ELBO settings of the ``loss`` section
+    (``likelihood``, ``kl_estimator``, ``kl_beta``, ``free_bits``) do not apply to it;
+    docs/models.md lists the published settings behind every preset.
+    """
+
+    kind: str = "prednet"
+    stack_sizes: tuple[int, ...] = (48, 96, 192)  # A / Ahat channels of layers 1 .. L-1
+    r_stack_sizes: tuple[int, ...] = ()  # R channels of layers 0 .. L-1; () = (C, *stack_sizes)
+    a_filter_sizes: tuple[int, ...] = (3, 3, 3)  # layers 1 .. L-1
+    ahat_filter_sizes: tuple[int, ...] = (3, 3, 3, 3)
+    r_filter_sizes: tuple[int, ...] = (3, 3, 3, 3)
+    layer_loss_weights: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0)
+    pixel_max: float = 1.0  # the bottom prediction is min(Ahat_0, pixel_max)
+    # Train in the extrapolation mode: from the first predicted frame on the model reads its
+    # own previous prediction, and the loss is 0.5 * the mean absolute error of the frames
+    # after the first (the original kitti_extrap_finetune.py).
+    extrap_finetune: bool = False
+
+    @property
+    def layers(self) -> int:
+        return len(self.stack_sizes) + 1
+
+    @property
+    def a_channels(self) -> tuple[int, ...]:
+        """A / Ahat channels per layer, the image's first."""
+        return (self.image_channels, *self.stack_sizes)
+
+    @property
+    def r_channels(self) -> tuple[int, ...]:
+        return tuple(self.r_stack_sizes) if self.r_stack_sizes else self.a_channels
+
+    def validate(self) -> None:
+        kind, n = self.kind, self.layers
+        _positive(self.stack_sizes, "model.stack_sizes", kind)
+        for key, want in (("r_stack_sizes", n if self.r_stack_sizes else 0),
+                          ("a_filter_sizes", n - 1), ("ahat_filter_sizes", n),
+                          ("r_filter_sizes", n), ("layer_loss_weights", n)):
+            value = getattr(self, key)
+            check(len(value) == want, f"model.{key}", list(value),
+                  f"{want} values for the {n} layers of model.stack_sizes"
+                  + (" (or [] for the A channels)" if key == "r_stack_sizes" else ""))
+        if self.r_stack_sizes:
+            _positive(self.r_stack_sizes, "model.r_stack_sizes", kind)
+        for key in ("a_filter_sizes", "ahat_filter_sizes", "r_filter_sizes"):
+            value = getattr(self, key)
+            check(all(k >= 1 and k % 2 == 1 for k in value), f"model.{key}", list(value),
+                  "odd filter sizes")
+        check(all(w >= 0 for w in self.layer_loss_weights) and any(self.layer_loss_weights),
+              "model.layer_loss_weights", list(self.layer_loss_weights),
+              "non-negative weights, not all zero")
+        check(self.pixel_max > 0, "model.pixel_max", self.pixel_max, "> 0")
+        size = self.image_size
+        check(size % 2 ** (n - 1) == 0, "data.image_size", size,
+              f"a multiple of {2 ** (n - 1)} for a {n}-layer PredNet (each layer halves it)")
+
+    def check_clip_length(self, n_pred: int) -> None:
+        check(self.n_ctx + n_pred >= 2, "data.n_pred", n_pred,
+              "at least 2 frames per clip (the first frame is not scored)")
 
 
 def hard_sigmoid(x: Tensor) -> Tensor:
@@ -93,7 +170,7 @@ class PredNetOutput(VRNNOutput):
     all_frames: Tensor | None = None
 
 
-@register_model("prednet", preset="tiny_prednet")
+@register_model("prednet", config=PredNetConfig, preset="tiny_prednet")
 class PredNet(VideoModel):
     """PredNet; see the module docstring. Deterministic: one sample whatever N is."""
 
@@ -245,4 +322,4 @@ class PredNet(VideoModel):
         return counts
 
 
-__all__ = ["PredNet", "PredNetOutput", "PredNetState", "hard_sigmoid"]
+__all__ = ["PredNet", "PredNetConfig", "PredNetOutput", "PredNetState", "hard_sigmoid"]

@@ -27,9 +27,8 @@ def register_model(kind: str, config: type[ModelConfig] | None = None, preset: s
 
     Args:
         kind: the ``model.kind`` value.
-        config: the kind's config class (registered with
-            :func:`hvrnn.config.register_model_config`); None when that is done already (the
-            built-in kinds, whose presets the config layer reads).
+        config: the kind's config class, defined in the same module (registered with
+            :func:`hvrnn.config.register_model_config`); None when that is done already.
         preset: the kind's smallest preset, a name or a YAML path.
 
     Raises:

@@ -48,8 +48,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from hvrnn.config import LossConfig
-from hvrnn.config.baselines import SAVPConfig
+from hvrnn.config import LossConfig, ModelConfig
+from hvrnn.config.checks import check
 from hvrnn.distributions import DiagonalGaussian
 from hvrnn.model.base import (
     RecurrentState,
@@ -62,21 +62,104 @@ from hvrnn.model.base import (
 )
 from hvrnn.model.registry import register_model
 from hvrnn.model.savp_nets import (
-    ConvHead,
-    ConvLSTMCell,
-    ConvPool,
-    LSTMCell,
+    LSTMStateT,
     PairEncoder,
-    UpConv,
+    SAVPGenerator,
     VideoDiscriminator,
-    apply_cdna,
     init_normal,
-    normalise_kernels,
-    tile,
 )
 from hvrnn.model.savp_training import savp_terms
 
-LSTMStateT = tuple[Tensor, Tensor]
+SAVP_VARIANTS = ("savp", "vae", "gan")
+
+
+@dataclass(frozen=True)
+class SAVPConfig(ModelConfig):
+    """SAVP (Lee et al., "Stochastic Adversarial Video Prediction", arXiv 1804.01523),
+    ``model.kind: savp``.
+
+    Defaults are those of the released BAIR action-free SAVP model of the authors' repository
+    (``pretrained_models/bair_action_free/ours_savp/model_hparams.json``, identical to
+    ``hparams/bair_action_free/ours_savp/model_hparams.json`` as first published): ngf 32,
+    ndf 32, nef 64, nz 8, 4 CDNA kernels of 5x5, L1 weight 100, KL weight 0.1 reached linearly
+    between steps 50k and 100k, both video-GAN weights 1 with the sigmoid cross-entropy loss,
+    10-frame discriminator clips, scheduled sampling with an inverse sigmoid of k = 900.
+    ``variant`` selects SAVP (VAE + GAN), its VAE-only or its GAN-only ablation.
+
+    SAVP predicts frames in [0, 1] directly (no pixel likelihood), so the shared
+    ``base_channels``, ``max_channels``, ``width_mult`` and ``gn_groups`` settings of
+    :class:`~hvrnn.config.ModelConfig` and the ELBO settings of the ``loss`` section
+    (``likelihood``, ``kl_estimator``, ``kl_beta``, ``free_bits``) do not apply to it; its
+    own weights are the settings above. docs/models.md lists the published settings behind
+    every preset.
+    """
+
+    kind: str = "savp"
+    n_z: int = 8  # nz: latent channels per step
+    variant: str = "savp"  # savp | vae | gan
+    ngf: int = 32  # generator width
+    ndf: int = 32  # discriminator width
+    nef: int = 64  # posterior encoder width
+    # An LSTM over the pair features makes the posterior recurrent, q(z_t | x_{<=t}) (the
+    # original's use_e_rnn; off in the released BAIR model).
+    posterior_rnn: bool = False
+    cdna_kernels: int = 4  # num_transformed_images
+    cdna_kernel_size: int = 5
+    l1_weight: float = 100.0
+    kl_weight: float = 0.1
+    kl_anneal_steps: tuple[int, int] = (50_000, 100_000)  # linear from 0; (0, 0) = constant
+    vae_gan_weight: float = 1.0  # video GAN on posterior samples (video_sn_vae_gan_weight)
+    gan_weight: float = 1.0  # video GAN on prior samples (video_sn_gan_weight)
+    gan_loss: str = "gan"  # gan (sigmoid cross-entropy) | lsgan
+    clip_length: int = 10  # frames per discriminator clip
+    # Scheduled sampling: in training the generator reads the true previous frame with
+    # probability k / (k + exp(step / k)) after the context, else its own (0 = always true).
+    schedule_sampling_k: float = 900.0
+
+    @property
+    def latent_shapes(self) -> tuple[tuple[int, int, int], ...]:
+        return ((self.n_z, 1, 1),)
+
+    @property
+    def levels(self) -> int:
+        """Encoder stages of the generator: H / 2^levels = 8 (3 at 64x64, as the original)."""
+        return self.image_size.bit_length() - 4
+
+    @property
+    def has_posterior(self) -> bool:
+        return self.variant in ("savp", "vae")
+
+    @property
+    def discriminators(self) -> tuple[str, ...]:
+        """The video discriminators the variant trains: on posterior and / or prior samples."""
+        return {"savp": ("vae", "gan"), "vae": (), "gan": ("gan",)}[self.variant]
+
+    def validate(self) -> None:
+        size = self.image_size
+        check(size >= 16 and size & (size - 1) == 0, "data.image_size", size,
+              "a power of two >= 16 for model.kind=savp (the generator halves it down to 8x8)")
+        check(self.variant in SAVP_VARIANTS, "model.variant", self.variant,
+              ", ".join(SAVP_VARIANTS))
+        check(self.gan_loss in ("gan", "lsgan"), "model.gan_loss", self.gan_loss, "gan or lsgan")
+        for key in ("n_z", "ngf", "ndf", "nef", "cdna_kernels"):
+            check(getattr(self, key) >= 1, f"model.{key}", getattr(self, key), ">= 1")
+        check(self.cdna_kernel_size >= 1 and self.cdna_kernel_size % 2 == 1,
+              "model.cdna_kernel_size", self.cdna_kernel_size, "an odd size")
+        for key in ("l1_weight", "kl_weight", "vae_gan_weight", "gan_weight",
+                    "schedule_sampling_k"):
+            check(getattr(self, key) >= 0, f"model.{key}", getattr(self, key), ">= 0")
+        start, end = self.kl_anneal_steps
+        check(0 <= start <= end, "model.kl_anneal_steps", list(self.kl_anneal_steps),
+              "[start, end] with 0 <= start <= end")
+        check(self.clip_length >= 4, "model.clip_length", self.clip_length,
+              ">= 4 (the video discriminator's temporal receptive field)")
+
+    def check_clip_length(self, n_pred: int) -> None:
+        # The discriminators read predicted frames, preceded by context frames if T is short.
+        if self.discriminators:
+            check(self.n_ctx + n_pred >= self.clip_length, "model.clip_length",
+                  self.clip_length, f"<= data.n_ctx + data.n_pred = {self.n_ctx + n_pred}, "
+                  "the frames the discriminators can read")
 
 
 @dataclass
@@ -97,69 +180,7 @@ class SAVPState(RecurrentState):
     first: Tensor
 
 
-class SAVPGenerator(nn.Module):
-    """The convolutional-LSTM encoder-decoder with CDNA kernels, masks and a scratch image;
-    one step per call (:meth:`forward`)."""
-
-    def __init__(self, cfg: SAVPConfig):
-        super().__init__()
-        n, ngf, nz, c = cfg.levels, cfg.ngf, cfg.n_z, cfg.image_channels
-        enc = [ngf * 2 ** i for i in range(n)]
-        dec = [ngf * 2 ** (n - 2 - i) if i < n - 1 else ngf for i in range(n)]
-        self.rnn_z = LSTMCell(nz, nz)
-        self.down = nn.ModuleList([ConvPool((2 * c if i == 0 else enc[i - 1]) + nz, w,
-                                            5 if i == 0 else 3) for i, w in enumerate(enc)])
-        self.down_lstm = nn.ModuleList([ConvLSTMCell(w + nz, w) for w in enc])
-        ins = [enc[-1]] + [dec[i - 1] + enc[n - 1 - i] for i in range(1, n)]
-        self.up = nn.ModuleList([UpConv(i + nz, w) for i, w in zip(ins, dec, strict=True)])
-        self.up_lstm = nn.ModuleList([ConvLSTMCell(w + nz, w) for w in dec[:-1]])
-        k, kernels = cfg.cdna_kernel_size, cfg.cdna_kernels
-        self.cdna = nn.Linear(enc[-1] * (cfg.image_size >> n) ** 2, kernels * k * k)
-        self.scratch = ConvHead(ngf, ngf, c)
-        self.n_images = kernels + 3  # transformed, previous, first, scratch
-        self.masks = ConvHead(ngf, ngf, self.n_images, extra=self.n_images * c)
-        self.kernel_shape = (kernels, k, k)
-        self.widths = enc + dec[:-1]
-
-    def zero_state(self, first: Tensor) -> tuple[list[LSTMStateT], LSTMStateT]:
-        """Zero states of every ConvLSTM and of the latent LSTM (the original's)."""
-        b, size = first.shape[0], first.shape[-1]
-        sizes = [size >> (i + 1) for i in range(len(self.down))]
-        sizes += [size >> (len(self.down) - 1 - i) for i in range(len(self.up_lstm))]
-        conv = [(first.new_zeros(b, w, s, s),) * 2 for w, s in zip(self.widths, sizes,
-                                                                    strict=True)]
-        nz = self.rnn_z.units
-        return conv, (first.new_zeros(b, nz), first.new_zeros(b, nz))
-
-    def forward(self, image: Tensor, first: Tensor, z: Tensor, conv: list[LSTMStateT],
-                rnn_z: LSTMStateT) -> tuple[Tensor, list[LSTMStateT], LSTMStateT]:
-        """One frame from the previous one (B, C, H, W), c_1 and z (B, n_z).
-
-        Returns (frame (B, C, H, W) in [0, 1], ConvLSTM states, latent-LSTM state).
-        """
-        za, rnn_z = self.rnn_z(z, rnn_z)
-        h, skips, new = torch.cat([image, first], 1), [], []
-        for down, lstm, state in zip(self.down, self.down_lstm, conv, strict=False):
-            x = down(torch.cat([h, tile(za, h)], 1))
-            h, s = lstm(torch.cat([x, tile(za, x)], 1), state)
-            skips.append(h)
-            new.append(s)
-        n = len(self.down)
-        for i, up in enumerate(self.up):
-            x = h if i == 0 else torch.cat([h, skips[n - 1 - i]], 1)
-            h = up(torch.cat([x, tile(za, x)], 1))
-            if i < len(self.up_lstm):
-                h, s = self.up_lstm[i](torch.cat([h, tile(za, h)], 1), conv[n + i])
-                new.append(s)
-        kernels = normalise_kernels(self.cdna(skips[-1].flatten(1)).view(-1, *self.kernel_shape))
-        scratch = torch.sigmoid(self.scratch(h))
-        images = [*apply_cdna(image, kernels).unbind(1), image, first, scratch]
-        masks = torch.softmax(self.masks(h, images), 1)  # (B, M, H, W)
-        frame = sum(masks[:, m:m + 1] * img for m, img in enumerate(images))
-        return frame, new, rnn_z
-
-
-@register_model("savp", preset="tiny_savp")
+@register_model("savp", config=SAVPConfig, preset="tiny_savp")
 class SAVP(VideoModel):
     """SAVP and its VAE-only and GAN-only variants; see the module docstring."""
 
@@ -349,4 +370,4 @@ class SAVP(VideoModel):
         return counts
 
 
-__all__ = ["SAVP", "SAVPGenerator", "SAVPState"]
+__all__ = ["SAVP", "SAVPConfig", "SAVPGenerator", "SAVPState", "SAVP_VARIANTS"]

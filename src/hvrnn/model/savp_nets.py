@@ -1,6 +1,7 @@
 """The networks of SAVP (Lee et al., arXiv 1804.01523) as its released code builds them
 (alexlee-gk/video_prediction, ``savp_model.py``, ``ops.py``, ``rnn_ops.py``, the spectral-norm
-discriminators), for the generator cell of :mod:`hvrnn.model.savp`.
+discriminators), for :mod:`hvrnn.model.savp`: its building blocks, the generator cell
+(:class:`SAVPGenerator`), the posterior's pair encoder and the video discriminator.
 
 Layout is channels-first; "instance norm" is a per-channel, per-frame normalisation with a gain
 and a bias (GroupNorm with one channel per group, eps 1e-6 as the original). Convolutions and
@@ -9,12 +10,18 @@ dense layers start from a truncated normal of std 0.02 and zero biases, as the o
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+if TYPE_CHECKING:
+    from hvrnn.model.savp import SAVPConfig
+
 RELU_SHIFT = 1e-12  # the original's lower bound of CDNA kernel entries
+LSTMStateT = tuple[Tensor, Tensor]  # an LSTM's (c, h)
 
 
 def init_normal(module: nn.Module) -> nn.Module:
@@ -202,6 +209,68 @@ class VideoDiscriminator(nn.Module):
         return self.fc(self.body(clips).flatten(1)).squeeze(1)
 
 
+class SAVPGenerator(nn.Module):
+    """The convolutional-LSTM encoder-decoder with CDNA kernels, masks and a scratch image;
+    one step per call (:meth:`forward`)."""
+
+    def __init__(self, cfg: SAVPConfig):
+        super().__init__()
+        n, ngf, nz, c = cfg.levels, cfg.ngf, cfg.n_z, cfg.image_channels
+        enc = [ngf * 2 ** i for i in range(n)]
+        dec = [ngf * 2 ** (n - 2 - i) if i < n - 1 else ngf for i in range(n)]
+        self.rnn_z = LSTMCell(nz, nz)
+        self.down = nn.ModuleList([ConvPool((2 * c if i == 0 else enc[i - 1]) + nz, w,
+                                            5 if i == 0 else 3) for i, w in enumerate(enc)])
+        self.down_lstm = nn.ModuleList([ConvLSTMCell(w + nz, w) for w in enc])
+        ins = [enc[-1]] + [dec[i - 1] + enc[n - 1 - i] for i in range(1, n)]
+        self.up = nn.ModuleList([UpConv(i + nz, w) for i, w in zip(ins, dec, strict=True)])
+        self.up_lstm = nn.ModuleList([ConvLSTMCell(w + nz, w) for w in dec[:-1]])
+        k, kernels = cfg.cdna_kernel_size, cfg.cdna_kernels
+        self.cdna = nn.Linear(enc[-1] * (cfg.image_size >> n) ** 2, kernels * k * k)
+        self.scratch = ConvHead(ngf, ngf, c)
+        self.n_images = kernels + 3  # transformed, previous, first, scratch
+        self.masks = ConvHead(ngf, ngf, self.n_images, extra=self.n_images * c)
+        self.kernel_shape = (kernels, k, k)
+        self.widths = enc + dec[:-1]
+
+    def zero_state(self, first: Tensor) -> tuple[list[LSTMStateT], LSTMStateT]:
+        """Zero states of every ConvLSTM and of the latent LSTM (the original's)."""
+        b, size = first.shape[0], first.shape[-1]
+        sizes = [size >> (i + 1) for i in range(len(self.down))]
+        sizes += [size >> (len(self.down) - 1 - i) for i in range(len(self.up_lstm))]
+        conv = [(first.new_zeros(b, w, s, s),) * 2 for w, s in zip(self.widths, sizes,
+                                                                    strict=True)]
+        nz = self.rnn_z.units
+        return conv, (first.new_zeros(b, nz), first.new_zeros(b, nz))
+
+    def forward(self, image: Tensor, first: Tensor, z: Tensor, conv: list[LSTMStateT],
+                rnn_z: LSTMStateT) -> tuple[Tensor, list[LSTMStateT], LSTMStateT]:
+        """One frame from the previous one (B, C, H, W), c_1 and z (B, n_z).
+
+        Returns (frame (B, C, H, W) in [0, 1], ConvLSTM states, latent-LSTM state).
+        """
+        za, rnn_z = self.rnn_z(z, rnn_z)
+        h, skips, new = torch.cat([image, first], 1), [], []
+        for down, lstm, state in zip(self.down, self.down_lstm, conv, strict=False):
+            x = down(torch.cat([h, tile(za, h)], 1))
+            h, s = lstm(torch.cat([x, tile(za, x)], 1), state)
+            skips.append(h)
+            new.append(s)
+        n = len(self.down)
+        for i, up in enumerate(self.up):
+            x = h if i == 0 else torch.cat([h, skips[n - 1 - i]], 1)
+            h = up(torch.cat([x, tile(za, x)], 1))
+            if i < len(self.up_lstm):
+                h, s = self.up_lstm[i](torch.cat([h, tile(za, h)], 1), conv[n + i])
+                new.append(s)
+        kernels = normalise_kernels(self.cdna(skips[-1].flatten(1)).view(-1, *self.kernel_shape))
+        scratch = torch.sigmoid(self.scratch(h))
+        images = [*apply_cdna(image, kernels).unbind(1), image, first, scratch]
+        masks = torch.softmax(self.masks(h, images), 1)  # (B, M, H, W)
+        frame = sum(masks[:, m:m + 1] * img for m, img in enumerate(images))
+        return frame, new, rnn_z
+
+
 def gan_loss(logits: Tensor, real: bool, kind: str) -> Tensor:
     """The original's ``gan_loss``: mean sigmoid cross-entropy against 1 (real) or 0 (``gan``),
     or the mean squared distance to it (``lsgan``)."""
@@ -211,6 +280,6 @@ def gan_loss(logits: Tensor, real: bool, kind: str) -> Tensor:
     return F.binary_cross_entropy_with_logits(logits, target)
 
 
-__all__ = ["ConvHead", "ConvLSTMCell", "ConvPool", "LSTMCell", "PairEncoder", "UpConv",
-           "VideoDiscriminator", "apply_cdna", "gan_loss", "init_normal", "instance_norm",
-           "normalise_kernels", "symmetric_pad", "tile"]
+__all__ = ["ConvHead", "ConvLSTMCell", "ConvPool", "LSTMCell", "LSTMStateT", "PairEncoder",
+           "SAVPGenerator", "UpConv", "VideoDiscriminator", "apply_cdna", "gan_loss",
+           "init_normal", "instance_norm", "normalise_kernels", "symmetric_pad", "tile"]

@@ -40,7 +40,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from hvrnn.config import LossConfig, SVGLPConfig
+from hvrnn.config import ConfigError, LossConfig, ModelConfig
 from hvrnn.distributions import DiagonalGaussian
 from hvrnn.model.base import (
     RecurrentState,
@@ -55,6 +55,42 @@ from hvrnn.model.registry import register_model
 from hvrnn.model.svg_vgg import VGGDecoder, VGGEncoder
 
 LSTMStates = list[tuple[Tensor, Tensor]]
+
+
+@dataclass(frozen=True)
+class SVGLPConfig(ModelConfig):
+    """The SVG-LP baseline (``model.kind: svg_lp``): one (n_z, 1, 1) latent per step, a DCGAN
+    or VGG encoder/decoder of ``base_channels`` width, LSTMs of ``rnn_size`` cells."""
+
+    kind: str = "svg_lp"
+    # The frame encoder / decoder pair: "dcgan" (SVG's dcgan_64, its SM-MNIST choice) or
+    # "vgg" (SVG's vgg_64, its BAIR and KTH choice).
+    frame_network: str = "dcgan"
+    g_dim: int = 128  # frame code width
+    rnn_size: int = 256
+    predictor_layers: int = 2
+    posterior_layers: int = 1
+    prior_layers: int = 1
+
+    @property
+    def latent_shapes(self) -> tuple[tuple[int, int, int], ...]:
+        return ((self.n_z, 1, 1),)
+
+    def validate(self) -> None:
+        super().validate()
+
+        def svg_check(ok: bool, key: str, value: object, expected: str) -> None:
+            if not ok:
+                raise ConfigError(f"{key}={value!r} is invalid for model.kind=svg_lp: "
+                                  f"expected {expected}")
+
+        svg_check(self.frame_network in ("dcgan", "vgg"), "model.frame_network",
+                  self.frame_network, "dcgan or vgg")
+        svg_check(self.g_dim >= 1 and self.g_dim % self.gn_groups == 0, "model.g_dim",
+                  self.g_dim, f"a positive multiple of model.gn_groups={self.gn_groups}")
+        svg_check(self.rnn_size >= 1, "model.rnn_size", self.rnn_size, ">= 1")
+        for key in ("predictor_layers", "posterior_layers", "prior_layers"):
+            svg_check(getattr(self, key) >= 1, f"model.{key}", getattr(self, key), ">= 1")
 
 
 def _conv_block(c_in: int, c_out: int, groups: int, transpose: bool) -> nn.Sequential:
@@ -178,7 +214,7 @@ class SVGState(RecurrentState):
     skips: list[Tensor]
 
 
-@register_model("svg_lp", preset="tiny_svglp")
+@register_model("svg_lp", config=SVGLPConfig, preset="tiny_svglp")
 class SVGLP(VideoModel):
     """SVG-LP with a DCGAN- or VGG-style encoder/decoder; see the module docstring for the
     departures."""
@@ -306,4 +342,4 @@ class SVGLP(VideoModel):
         return counts
 
 
-__all__ = ["SVGLP", "SVGState"]
+__all__ = ["SVGLP", "SVGLPConfig", "SVGState"]

@@ -12,11 +12,14 @@ up-sampling and the encoder's block outputs as skip connections. GroupNorm
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hvrnn.config import SVGLPConfig
+if TYPE_CHECKING:
+    from hvrnn.model.svg import SVGLPConfig
 
 
 def vgg_layer(c_in: int, c_out: int, groups: int) -> nn.Sequential:

@@ -144,7 +144,7 @@ def train(cfg: ExperimentConfig, run_dir: str | Path | None = None, *, resume: b
         KeyboardInterrupt: Ctrl-C pressed again after the grace period: stopped without saving
             (the message says so and names the last checkpoint).
     """
-    from hvrnn.model.memory import allocating, check_memory, training_activations
+    from hvrnn.memory import allocating, check_memory, training_activations
 
     dist = distributed.setup(cfg.train.device)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
