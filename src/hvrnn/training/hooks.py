@@ -119,9 +119,10 @@ class RunHooks:
             self.val_metrics = metrics
             self._record({"kind": "val", "step": state.step, "time": time.time(), **metrics})
             self.tb.scalars("val", metrics, state.step)
-            term = state.model.score_term
+            term, model = state.model.score_term, state.model
+            n = model.distinct_samples(self.cfg.train.val_n_samples)  # 1 if deterministic
             logger.info(f"step {state.step}: val {term} {metrics[term]:.4g}, ssim "
-                        f"best-of-{self.cfg.train.val_n_samples} {metrics['ssim_best']:.3f}")
+                        f"best-of-{n} {metrics['ssim_best']:.3f}")
         if images:
             write_sample_images(example, self.run_dir / "samples", state.step, self.tb)
         self._restart_window()
