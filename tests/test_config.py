@@ -97,8 +97,8 @@ import hvrnn.config as c
 assert not [m for m in sys.modules if m.startswith("hvrnn.model")], "model imported"
 try:
     c.model_config_class("svg")
-except c.ConfigError as exc:
-    print(exc)
+except c.UnknownKindError as exc:
+    print(exc.message)
 assert not [m for m in sys.modules if m.startswith("hvrnn.model")], "model imported"
 cfg = c.load_config("tiny_savp")
 print(type(cfg.model).__module__, "hvrnn.model.savp" in sys.modules)

@@ -6,21 +6,39 @@ the contract suite of tests/test_model_contract.py covers it as it covers the bu
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import pytest
 import torch
 import toy_kind
 from conftest import FakeVideos
 
 import hvrnn
+from hvrnn.checkpoint import checkpoint_config
+from hvrnn.errors import CheckpointError
 from hvrnn.evaluate import evaluate_checkpoint
 from hvrnn.evaluation.protocols import Protocol
 from hvrnn.model import MODEL_PRESETS, MODEL_REGISTRY
 from hvrnn.training import read_metrics, train
 
+TESTS = Path(__file__).resolve().parent
+SRC = TESTS.parent / "src"
+
+
+def run_python(args: list[str], cwd: Path, path: list[Path]) -> subprocess.CompletedProcess:
+    """A fresh interpreter (nothing registered yet) with ``path`` on PYTHONPATH."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, [*path, SRC]))}
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
 
 def test_the_kind_is_registered_from_its_module():
     assert MODEL_REGISTRY["toy"] is toy_kind.ToyModel
-    assert MODEL_PRESETS["toy"] == toy_kind.PRESET
+    # registered as "fixtures/toy.yaml": a relative preset is read beside its module
+    assert MODEL_PRESETS["toy"] == toy_kind.PRESET and Path(toy_kind.PRESET).is_file()
     cfg = hvrnn.load_config(toy_kind.PRESET)
     assert isinstance(cfg.model, toy_kind.ToyConfig) and cfg.model.latent_shapes == ((4, 1, 1),)
     assert isinstance(hvrnn.build_model(cfg.model), toy_kind.ToyModel)
@@ -59,3 +77,68 @@ def test_a_kind_from_one_module_trains_samples_and_is_evaluated(tmp_path, smmnis
     assert elbo["nelbo"] > elbo["nll"] > 0
     written = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert written["n_sequences"] == 4
+
+
+@pytest.mark.parametrize("how", ["module", "file"])
+def test_the_command_imports_a_kind_of_ones_own(tmp_path, how):
+    """``hvrnn --import MODULE``: the kind is known to every command; without it, the unknown
+    kind is one error line that says how to make it known."""
+    preset = str(TESTS / "fixtures" / "toy.yaml")
+    cwd, module = ((TESTS, "toy_kind") if how == "module"
+                   else (tmp_path, str(TESTS / "toy_kind.py")))
+    done = run_python(["-m", "hvrnn.cli", "--import", module, "info", preset], cwd, [])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("toy (toy): 4x1x1 latents")
+
+    unknown = run_python(["-m", "hvrnn.cli", "info", preset], cwd, [])
+    assert unknown.returncode == 2 and unknown.stdout == ""
+    (line,) = unknown.stderr.splitlines()
+    assert line.startswith("error: model.kind='toy' is invalid: expected one of ['hvrnn', ")
+    assert "hvrnn --import MODULE" in line and "'hvrnn.model_kinds'" in line
+
+
+@pytest.mark.parametrize(("module", "says"), [
+    ("no_such_module", "no module named 'no_such_module'"),
+    ("needs_missing", "it imports 'no_such_dependency', which is not installed"),
+    ("absent.py", "absent.py: no such file")])
+def test_a_module_that_cannot_be_imported_is_one_error_line(tmp_path, module, says):
+    (tmp_path / "needs_missing.py").write_text("import no_such_dependency\n")
+    done = run_python(["-m", "hvrnn.cli", "--import", module, "info", "tiny"], tmp_path, [])
+    assert done.returncode == 2 and done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"error: --import {module}: ") and says in line
+
+
+def test_an_installed_packages_entry_point_names_a_kinds_module(tmp_path):
+    """A package declaring ``[hvrnn.model_kinds] ep_toy = epkind`` (its dist-info on the path,
+    as pip installs it) makes ``model.kind: ep_toy`` loadable with no import of the user's."""
+    (tmp_path / "epkind.py").write_text(
+        "from dataclasses import dataclass\n"
+        "import toy_kind\n"
+        "from hvrnn.model import register_model\n\n"
+        "@dataclass(frozen=True)\n"
+        "class EPConfig(toy_kind.ToyConfig):\n"
+        "    kind: str = 'ep_toy'\n\n"
+        "@register_model('ep_toy', config=EPConfig)\n"
+        "class EPModel(toy_kind.ToyModel):\n"
+        "    pass\n")
+    info = tmp_path / "epkind-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: epkind\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[hvrnn.model_kinds]\nep_toy = epkind\n")
+    code = ("import sys, hvrnn, hvrnn.config\n"
+            "assert 'epkind' not in sys.modules\n"
+            "print('ep_toy' in hvrnn.config.model_kinds())\n"
+            "cfg = hvrnn.load_config('toy.yaml', ['model.kind=ep_toy'])\n"
+            "print(type(cfg.model).__module__, type(hvrnn.build_model(cfg.model)).__name__)\n")
+    done = run_python(["-c", code], TESTS / "fixtures", [tmp_path, TESTS])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["True", "epkind EPModel"]
+
+
+def test_a_checkpoint_of_an_unregistered_kind_says_so():
+    saved = hvrnn.load_config(toy_kind.PRESET).to_dict()
+    saved["model"]["kind"] = "not_imported"
+    with pytest.raises(CheckpointError, match=r"^'run/last.pt' holds a model of kind "
+                       r"'not_imported', which is not registered; .*hvrnn --import MODULE"):
+        checkpoint_config({"config": saved}, "run/last.pt")

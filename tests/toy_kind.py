@@ -30,7 +30,8 @@ from hvrnn.model import (
     register_model,
 )
 
-PRESET = str(Path(__file__).parent / "fixtures" / "toy.yaml")
+# The preset, given to register_model as a path relative to this module.
+PRESET = str(Path(__file__).resolve().parent / "fixtures" / "toy.yaml")
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class Affine(nn.Module):
         return (x.unsqueeze(-2) * self.weight).sum(-1) + self.bias
 
 
-@register_model("toy", config=ToyConfig, preset=PRESET)
+@register_model("toy", config=ToyConfig, preset="fixtures/toy.yaml")
 class ToyModel(VideoModel):
     def __init__(self, cfg: ToyConfig) -> None:
         super().__init__(cfg)

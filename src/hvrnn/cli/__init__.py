@@ -18,6 +18,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn
 
 from hvrnn.cli.boundary import EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USER_ERROR
@@ -41,6 +42,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = Parser(prog="hvrnn", description="Hierarchical conditional VRNNs for stochastic "
                     "video prediction: prepare data, train, sample and evaluate.")
     parser.add_argument("--version", action="version", version=f"hvrnn {__version__}")
+    parser.add_argument("--import", dest="imports", action="append", default=[],
+                        metavar="MODULE",
+                        help="import MODULE before the command: a module that registers a model "
+                        "kind of your own (a name, searched in the current folder first, or a "
+                        ".py file); may be repeated")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
                                 parser_class=Parser)
     for command in COMMANDS:
@@ -80,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = _warning_line
     try:
         with _sigterm_as_interrupt():
+            import_modules(args.imports)
             return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:
         print(f"error: interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
@@ -97,6 +104,34 @@ def main(argv: list[str] | None = None) -> int:
         return known[0]
     finally:
         warnings.formatwarning = shown
+
+
+def import_modules(names: list[str]) -> None:
+    """Import each module of ``hvrnn --import``, as ``python -m`` would find it (the current
+    folder first); a name ending in ``.py`` is a file, imported from its folder.
+
+    Raises:
+        UserError: a module that cannot be found (the name given, and why).
+    """
+    from hvrnn.errors import UserError
+
+    for name in names:
+        folder, module = os.getcwd(), name
+        if name.endswith(".py"):
+            path = Path(name).resolve()
+            if not path.is_file():
+                raise UserError(f"--import {name}: no such file")
+            folder, module = str(path.parent), path.stem
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and not f"{module}.".startswith(f"{exc.name}."):
+                raise UserError(f"--import {name}: it imports {exc.name!r}, which is not "
+                                "installed") from None
+            raise UserError(f"--import {name}: no module named {module!r} in {folder!r} or on "
+                            "the Python path") from None
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -127,4 +162,4 @@ def _warning_line(message: Warning | str, category: type[Warning], filename: str
 
 
 __all__ = ["EXIT_BROKEN_PIPE", "EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_USER_ERROR",
-           "build_parser", "main"]
+           "build_parser", "import_modules", "main"]

@@ -26,9 +26,11 @@ from hvrnn.config.loading import (
 from hvrnn.config.loss import LossConfig
 from hvrnn.config.models import (
     BUILTIN_KINDS,
+    ENTRY_POINT_GROUP,
     MODEL_CONFIGS,
     Geometry,
     ModelConfig,
+    UnknownKindError,
     model_config_class,
     model_kinds,
     register_model_config,
@@ -40,10 +42,11 @@ from hvrnn.config.sections import DataConfig, EvalConfig, ExperimentConfig, Trai
 MOVED_CONFIGS = {"HVRNNConfig": "hvrnn", "SVGLPConfig": "svg_lp", "PredNetConfig": "prednet",
                  "SAVPConfig": "savp"}
 
-__all__ = ["BUILTIN_KINDS", "MODEL_CONFIGS", "PRESET_DIR", "ConfigError", "DataConfig",
-           "EvalConfig", "ExperimentConfig", "Geometry", "LossConfig", "ModelConfig",
-           "TrainConfig", "config_from_dict", "load_config", "model_config_class", "model_kinds",
-           "preset_names", "register_model_config", "resolve_source", "save_config"]
+__all__ = ["BUILTIN_KINDS", "ENTRY_POINT_GROUP", "MODEL_CONFIGS", "PRESET_DIR", "ConfigError",
+           "DataConfig", "EvalConfig", "ExperimentConfig", "Geometry", "LossConfig",
+           "ModelConfig", "TrainConfig", "UnknownKindError", "config_from_dict", "load_config",
+           "model_config_class", "model_kinds", "preset_names", "register_model_config",
+           "resolve_source", "save_config"]
 
 
 def __getattr__(name: str) -> type[ModelConfig]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 
 from hvrnn.config.checks import ConfigError, check
 from hvrnn.config.loss import LossConfig
@@ -144,6 +145,29 @@ BUILTIN_KINDS: dict[str, str] = {
     "savp": "hvrnn.model.savp",
 }
 
+# The entry-point group through which an installed package names the module of a kind of its
+# own (``[project.entry-points."hvrnn.model_kinds"] mykind = "mypackage.mykind"``); that module
+# is imported on the kind's first lookup, as a built-in kind's is.
+ENTRY_POINT_GROUP = "hvrnn.model_kinds"
+# How to make a kind of one's own known, for the error of an unknown kind.
+KIND_ADVICE = ("a kind of your own is known once its module is imported: import it in Python, "
+               "run 'hvrnn --import MODULE ...', or name the module under the entry-point group "
+               f"'{ENTRY_POINT_GROUP}' of an installed package")
+
+
+class UnknownKindError(ConfigError):
+    """``model.kind`` names no built-in kind, no kind registered so far and no entry point."""
+
+    def __init__(self, kind: object):
+        super().__init__(f"model.kind={kind!r} is invalid: expected one of {model_kinds()}",
+                         hint=KIND_ADVICE)
+        self.kind = kind
+
+
+def _entry_point_kinds() -> dict[str, str]:
+    """``model.kind`` -> module, from the installed packages' entry points."""
+    return {ep.name: ep.module for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
 
 def register_model_config(kind: str) -> Callable[[type[ModelConfig]], type[ModelConfig]]:
     """Class decorator: the config class of ``model.kind: <kind>`` (a kind's module usually
@@ -163,23 +187,27 @@ def register_model_config(kind: str) -> Callable[[type[ModelConfig]], type[Model
 
 
 def model_kinds() -> list[str]:
-    """Every valid ``model.kind``, sorted: the built-in kinds and the kinds registered since."""
-    return sorted(set(BUILTIN_KINDS) | set(MODEL_CONFIGS))
+    """Every valid ``model.kind``, sorted: the built-in kinds, the kinds registered since and
+    those of the installed packages' entry points (:data:`ENTRY_POINT_GROUP`)."""
+    return sorted(set(BUILTIN_KINDS) | set(MODEL_CONFIGS) | set(_entry_point_kinds()))
 
 
 def model_config_class(kind: object) -> type[ModelConfig]:
     """The config class of ``model.kind`` = ``kind``.
 
-    A built-in kind's module (:data:`BUILTIN_KINDS`) is imported on its first lookup: it holds
-    the config class beside the network and registers both. A kind of the user's must have been
-    imported (registered) before its preset is loaded.
+    A built-in kind's module (:data:`BUILTIN_KINDS`), or the module an installed package names
+    for it under the entry-point group :data:`ENTRY_POINT_GROUP`, is imported on the kind's
+    first lookup: it holds the config class beside the network and registers both. Any other
+    kind must have been imported (registered) before its preset is loaded.
 
     Raises:
-        ConfigError: an unknown kind, naming ``model.kind`` and the valid choices
-            (:func:`model_kinds`).
+        UnknownKindError: an unknown kind, naming ``model.kind``, the valid choices
+            (:func:`model_kinds`) and how to make a kind of one's own known.
     """
-    if isinstance(kind, str) and kind not in MODEL_CONFIGS and kind in BUILTIN_KINDS:
-        importlib.import_module(BUILTIN_KINDS[kind])
+    if isinstance(kind, str) and kind not in MODEL_CONFIGS:
+        module = BUILTIN_KINDS.get(kind) or _entry_point_kinds().get(kind)
+        if module is not None:
+            importlib.import_module(module)
     if not isinstance(kind, str) or kind not in MODEL_CONFIGS:
-        raise ConfigError(f"model.kind={kind!r} is invalid: expected one of {model_kinds()}")
+        raise UnknownKindError(kind)
     return MODEL_CONFIGS[kind]
