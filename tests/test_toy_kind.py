@@ -89,6 +89,9 @@ def test_the_command_imports_a_kind_of_ones_own(tmp_path, how):
     done = run_python(["-m", "hvrnn.cli", "--import", module, "info", preset], cwd, [])
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("toy (toy): 4x1x1 latents")
+    listed = run_python(["-m", "hvrnn.cli", "--import", module, "info", "--presets"], cwd, [])
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines()[-1].split()[:3] == [preset, "toy", "16x16"]
 
     unknown = run_python(["-m", "hvrnn.cli", "info", preset], cwd, [])
     assert unknown.returncode == 2 and unknown.stdout == ""

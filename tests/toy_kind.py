@@ -30,7 +30,8 @@ from hvrnn.model import (
     register_model,
 )
 
-# The preset, given to register_model as a path relative to this module.
+# The preset's absolute path, for the tests; register_model below is given it relative to
+# this module ("fixtures/toy.yaml"), which it reads beside the module.
 PRESET = str(Path(__file__).resolve().parent / "fixtures" / "toy.yaml")
 
 

@@ -82,11 +82,15 @@ def format_info(info: dict[str, Any]) -> str:
 
 
 def presets_info() -> list[dict[str, Any]]:
-    """Every preset: name, model kind, frame size, channels and parameter count."""
+    """Every preset: name, model kind, frame size, channels and parameter count. The presets of
+    the package first, then the preset files registered by kinds imported since (their path;
+    ``hvrnn --import MODULE info --presets``)."""
     from hvrnn.config import load_config, preset_names
+    from hvrnn.model import MODEL_PRESETS
 
+    names = preset_names()
     rows = []
-    for name in preset_names():
+    for name in [*names, *(p for p in MODEL_PRESETS.values() if p not in names)]:
         cfg = load_config(name)
         rows.append({"preset": name, "kind": cfg.model.kind, "image_size": cfg.data.image_size,
                      "channels": cfg.data.channels,

@@ -18,7 +18,7 @@ import torch
 
 from hvrnn import viz
 from hvrnn.distributed import resolve_device
-from hvrnn.errors import UserError, require
+from hvrnn.errors import DataError, UserError, require
 from hvrnn.io.files import reading
 from hvrnn.io.frames import to_float, to_uint8
 from hvrnn.io.npy import check_not_empty
@@ -93,7 +93,12 @@ def _test_clips(cfg, num_sequences: int, horizon: int, root: str
     truth."""
     from hvrnn.data import build_dataset
 
-    ds = build_dataset(dataclasses.replace(cfg.data, n_pred=horizon, root=root), "test")
+    try:
+        ds = build_dataset(dataclasses.replace(cfg.data, n_pred=horizon, root=root), "test")
+    except DataError as exc:  # data.n_pred there is the horizon: say where it came from
+        raise DataError(f"{exc.message} (sampling {horizon} frames: --horizon, else "
+                        "eval.horizon, else data.n_pred)", hint=exc.hint,
+                        hint_options=exc.hint_options) from None
     clips = torch.stack([ds[i] for i in range(min(num_sequences, len(ds)))])
     return clips[:, :cfg.data.n_ctx], clips[:, cfg.data.n_ctx:]
 

@@ -129,7 +129,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    "step_<N> the checkpoint's step, also for last.pt, as hvrnn sample's "
                    "samples/step_<N>; or eval-<file>-<protocol> next to the predictions; "
                    "-n, -s, -t: the samples, sequences and temperature where they differ from "
-                   "the protocol's)")
+                   "the registered protocol's; -n, -s always for a protocol file)")
     p.add_argument("--data-root", metavar="DIR",
                    help="prepared test data (default: the checkpoint config's data.root; with "
                         "--predictions, the protocol's)")
