@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+from pathlib import Path
 
 import torch
 import toy_kind  # noqa: F401, E402  (registers the toy kind: every contract test covers it)
@@ -10,6 +12,18 @@ import toy_kind  # noqa: F401, E402  (registers the toy kind: every contract tes
 import hvrnn
 from hvrnn.config import ExperimentConfig
 from hvrnn.model import MODEL_PRESETS, StepContext, latent_noise
+
+# This checkout's package, for the child interpreters of tests.
+SRC = Path(__file__).resolve().parent.parent / "src"
+
+
+def child_env(*paths: str | Path) -> dict[str, str]:
+    """The environment of a test's child interpreter: this checkout's ``src``, then ``paths``,
+    then the inherited PYTHONPATH; one OpenMP thread."""
+    return {**os.environ, "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": os.pathsep.join([str(SRC), *map(str, paths),
+                                           os.environ.get("PYTHONPATH", "")])}
+
 
 # The tiny preset of every registered model kind, with the overrides its contract tests use
 # (tests/test_model_contract.py fails when a kind is missing here).

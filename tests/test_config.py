@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 import yaml
-from helpers import tiny
+from helpers import child_env, tiny
 
 import hvrnn
 from hvrnn.config import (
@@ -86,10 +86,8 @@ def test_the_config_layer_imports_a_built_in_kind_on_its_first_lookup():
     """Loading a preset reads the kind's module (hvrnn.config.BUILTIN_KINDS) only then: the
     config layer imports no model module of its own, and an unknown kind is refused, naming
     every built-in kind, without importing any."""
-    import os
     import subprocess
     import sys
-    from pathlib import Path
 
     code = """
 import sys
@@ -104,9 +102,8 @@ cfg = c.load_config("tiny_savp")
 print(type(cfg.model).__module__, "hvrnn.model.savp" in sys.modules)
 print(type(c.ExperimentConfig().model).__module__)
 """
-    src = str(Path(__file__).resolve().parent.parent / "src")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": src}, check=True).stdout.splitlines()
+                         env=child_env(), check=True).stdout.splitlines()
     assert out == ["model.kind='svg' is invalid: expected one of ['hvrnn', 'prednet', 'savp', "
                    "'svg_lp']", "hvrnn.model.savp True", "hvrnn.model.hvrnn"]
 

@@ -26,6 +26,7 @@ import pytest
 import torch
 from conftest import TINY_OVERRIDES, fake_digits
 from faults import Faults, fingerprint
+from helpers import child_env
 
 from hvrnn import checkpoint as ck
 from hvrnn.cli import main
@@ -859,9 +860,7 @@ def test_in_a_real_process(argv: Callable, needle: str, world: World, tmp_path: 
     (tmp_path / "bad.yaml").write_bytes(b"\xff\xfe\x00")
     w = World(**{**world.__dict__, "tmp": tmp_path})
     before = fingerprint(world.shared, tmp_path)
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent.parent / "src"),
-                                          os.environ.get("PYTHONPATH", "")])}
+    env = child_env()
     done = subprocess.run([sys.executable, "-m", "hvrnn.cli", *argv(w)], capture_output=True,
                           text=True, env=env, timeout=120)
     lines = done.stderr.strip().splitlines()
@@ -871,9 +870,7 @@ def test_in_a_real_process(argv: Callable, needle: str, world: World, tmp_path: 
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1",
-            "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent.parent / "src"),
-                                           os.environ.get("PYTHONPATH", "")])}
+    return child_env()
 
 
 def _default_sigint() -> None:
@@ -985,9 +982,7 @@ def test_a_signal_to_the_process_group_saves_a_run_with_loader_workers(
 def test_a_closed_stdout_stops_the_command_quietly() -> None:
     """``hvrnn evaluate --list-protocols | head -1``: the reader is gone before the command
     writes; it stops with the SIGPIPE status and no traceback."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent.parent / "src"),
-                                          os.environ.get("PYTHONPATH", "")])}
+    env = child_env()
     proc = subprocess.Popen([sys.executable, "-m", "hvrnn.cli", "evaluate", "--list-protocols"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     proc.stdout.close()  # long before the interpreter has started and printed

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import TINY_OVERRIDES
+from helpers import child_env
 
 from hvrnn import checkpoint as ck
 from hvrnn import train as tr
@@ -147,9 +148,7 @@ def _command(root: str, run: Path, steps: int, resume: bool = False) -> list[str
 def test_second_resume_is_refused_then_kill_9_is_recorded_and_the_lock_recovered(
         smmnist16_root, tmp_path, capsys):
     run = tmp_path / "run"
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent.parent / "src"),
-                                          os.environ.get("PYTHONPATH", "")])}
+    env = child_env()
     proc = subprocess.Popen([sys.executable, "-m", "hvrnn.cli",
                              *_command(smmnist16_root, run, 100_000)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -6,7 +6,6 @@ the contract suite of tests/test_model_contract.py covers it as it covers the bu
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 import torch
 import toy_kind
 from conftest import FakeVideos
+from helpers import child_env
 
 import hvrnn
 from hvrnn.checkpoint import checkpoint_config
@@ -25,14 +25,12 @@ from hvrnn.model import MODEL_PRESETS, MODEL_REGISTRY
 from hvrnn.training import read_metrics, train
 
 TESTS = Path(__file__).resolve().parent
-SRC = TESTS.parent / "src"
 
 
 def run_python(args: list[str], cwd: Path, path: list[Path]) -> subprocess.CompletedProcess:
     """A fresh interpreter (nothing registered yet) with ``path`` on PYTHONPATH."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, [*path, SRC]))}
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=child_env(*path),
+                          capture_output=True, text=True, timeout=300)
 
 
 def test_the_kind_is_registered_from_its_module():
