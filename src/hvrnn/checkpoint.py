@@ -32,7 +32,6 @@ import torch
 
 from hvrnn.config import ConfigError, ExperimentConfig, UnknownKindError, config_from_dict
 from hvrnn.config.compare import config_differences
-from hvrnn.config.models import KIND_ADVICE
 from hvrnn.errors import CheckpointError, NonFiniteError
 from hvrnn.io.files import fsync_dir, is_temporary, write_atomically
 from hvrnn.rng import capture_rng, restore_rng
@@ -258,7 +257,7 @@ def checkpoint_config(ckpt: dict[str, Any], path: str | Path = "checkpoint") -> 
         return config_from_dict(ckpt["config"], warn=False)
     except UnknownKindError as exc:
         raise CheckpointError(f"{str(path)!r} holds a model of kind {exc.kind!r}, which is not "
-                              "registered", hint=KIND_ADVICE) from None
+                              "registered", hint=exc.hint) from None
     except ConfigError as exc:
         raise CheckpointError(f"the config stored in {str(path)!r} is not valid for this "
                               f"version of hvrnn: {exc}") from None

@@ -119,8 +119,8 @@ class RunHooks:
             self.val_metrics = metrics
             self._record({"kind": "val", "step": state.step, "time": time.time(), **metrics})
             self.tb.scalars("val", metrics, state.step)
-            term, model = state.model.score_term, state.model
-            n = model.distinct_samples(self.cfg.train.val_n_samples)  # 1 if deterministic
+            term = state.model.score_term
+            n = state.model.distinct_samples(self.cfg.train.val_n_samples)  # 1 if deterministic
             logger.info(f"step {state.step}: val {term} {metrics[term]:.4g}, ssim "
                         f"best-of-{n} {metrics['ssim_best']:.3f}")
         if images:
