@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import torch
 from conftest import fake_digits
 
 from hvrnn.cli import main
@@ -63,3 +64,40 @@ def test_demo_scores_the_pretrained_model_references_and_a_model_trained_here(tm
     # The demo never writes into a folder that already has files.
     assert main(["demo", "--out", str(out), "--data", str(data), "--steps", "2"]) == 2
     assert "not empty" in capsys.readouterr().err
+
+
+def test_the_demo_trains_in_float32_where_bf16_is_emulated(tmp_path, monkeypatch):
+    """The recipe's bf16 autocast, kept where the CPU has native bf16 kernels; float32 where
+    it has not (emulated bf16 would spend the demo's minutes on a fraction of the steps)."""
+    import hvrnn.accel as accel
+    import hvrnn.distributed as distributed
+    from hvrnn.config import load_config
+    from hvrnn.demo import DEMO_CONFIG, demo_config
+
+    assert load_config(DEMO_CONFIG).train.amp == "bf16"
+    monkeypatch.setattr(distributed, "resolve_device", lambda name: torch.device("cpu"))
+    for native, amp in ((True, "bf16"), (False, "none")):
+        monkeypatch.setattr(accel, "cpu_bf16_native", lambda native=native: native)
+        cfg = demo_config(tmp_path, minutes=1.0)
+        assert cfg.train.amp == amp and cfg.train.max_minutes == 1.0
+        assert cfg.model == load_config(DEMO_CONFIG).model  # only the precision differs
+
+
+def test_bf16_training_on_a_cpu_without_native_bf16_warns(monkeypatch, caplog):
+    import logging
+
+    from helpers import tiny
+
+    import hvrnn.accel as accel
+    from hvrnn.distributed import DistInfo
+    from hvrnn.training.launcher import wrap_for_training
+
+    cfg = tiny("tiny", "train.amp=bf16")
+    model = torch.nn.Linear(1, 1)
+    for native in (True, False):
+        monkeypatch.setattr(accel, "cpu_bf16_native", lambda native=native: native)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="hvrnn"):
+            wrap_for_training(model, cfg, DistInfo())
+        warned = [r.getMessage() for r in caplog.records if "native bf16" in r.getMessage()]
+        assert len(warned) == (0 if native else 1)

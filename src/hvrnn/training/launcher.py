@@ -100,6 +100,9 @@ def wrap_for_training(model: nn.Module, cfg: ExperimentConfig, dist: DistInfo) -
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
     tc = cfg.train
+    if tc.amp == "bf16" and dist.device.type == "cpu" and not accel.cpu_bf16_native():
+        logger.warning("train.amp=bf16 on a CPU without native bf16 kernels: each step takes "
+                       "many times as long as in float32 (train.amp=none)")
     if tc.amp_group_norm == "bf16":
         accel.group_norm_in_bf16(model)
     if tc.compile and tc.compile_scope == "cells":
